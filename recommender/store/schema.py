@@ -1,0 +1,156 @@
+"""The SQLite schema of arxiv-digest and its forward migrations.
+
+``MIGRATIONS`` is an append-only list: migration *n* brings a database from schema version *n-1* to *n*.
+Never edit a released migration; add a new one. ``migrate`` applies the missing ones in one transaction each
+and records the version in ``PRAGMA user_version``.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+log = logging.getLogger(__name__)
+
+
+V1 = """
+        CREATE TABLE papers (
+            id TEXT PRIMARY KEY,            -- arXiv id without version
+            version INTEGER NOT NULL DEFAULT 1,
+            title TEXT NOT NULL,
+            abstract TEXT NOT NULL DEFAULT '',
+            authors TEXT NOT NULL DEFAULT '',   -- display string, "A, B, C"
+            primary_category TEXT,
+            comment TEXT,
+            journal_ref TEXT,
+            doi TEXT,
+            published TEXT,
+            updated TEXT,
+            announced TEXT,                 -- YYYY-MM-DD of its first listing (new or cross)
+            announce_type TEXT,             -- type of that first listing
+            source TEXT NOT NULL DEFAULT '',
+            content_hash TEXT NOT NULL,
+            stored_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now'))
+        );
+        CREATE INDEX idx_papers_announced ON papers(announced);
+        CREATE TABLE authors (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE
+        );
+        CREATE TABLE paper_authors (
+            paper_id TEXT NOT NULL REFERENCES papers(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            author_id INTEGER NOT NULL REFERENCES authors(id),
+            PRIMARY KEY (paper_id, position)
+        );
+        CREATE INDEX idx_paper_authors_author ON paper_authors(author_id);
+        CREATE TABLE paper_categories (
+            paper_id TEXT NOT NULL REFERENCES papers(id) ON DELETE CASCADE,
+            category TEXT NOT NULL,
+            is_primary INTEGER NOT NULL DEFAULT 0,
+            position INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (paper_id, category)
+        );
+        CREATE INDEX idx_paper_categories_category ON paper_categories(category);
+        -- every daily listing a paper appeared in: (paper, day, new|cross|replace|replace-cross)
+        CREATE TABLE announcements (
+            paper_id TEXT NOT NULL REFERENCES papers(id) ON DELETE CASCADE,
+            announced TEXT NOT NULL,
+            announce_type TEXT NOT NULL,
+            PRIMARY KEY (paper_id, announced)
+        );
+        CREATE INDEX idx_announcements_day ON announcements(announced, announce_type);
+        -- each daily RSS fetch we made, to notice new announcement days and empty days
+        CREATE TABLE feed_fetches (
+            fetched_at TEXT NOT NULL,
+            categories TEXT NOT NULL,
+            announced TEXT,                 -- NULL when the feed was empty (no announcement)
+            papers INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE taxonomy (
+            code TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            archive TEXT,
+            grp TEXT,
+            active INTEGER NOT NULL DEFAULT 1,
+            canonical TEXT NOT NULL         -- the code aliases map to (e.g. math.MP -> math-ph)
+        );
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,         -- Telegram user id (or a local id for the terminal)
+            chat_id INTEGER,
+            name TEXT,
+            timezone TEXT NOT NULL DEFAULT 'UTC',
+            digest_hour INTEGER NOT NULL DEFAULT 8,
+            digest_size INTEGER NOT NULL DEFAULT 5,
+            min_score REAL NOT NULL DEFAULT 0.3,
+            cross_lists INTEGER NOT NULL DEFAULT 1,
+            paused INTEGER NOT NULL DEFAULT 0,
+            active INTEGER NOT NULL DEFAULT 1,  -- 0 once the user blocked the bot
+            interests TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now'))
+        );
+        CREATE TABLE user_categories (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            category TEXT NOT NULL,
+            PRIMARY KEY (user_id, category)
+        );
+        CREATE TABLE feedback (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            paper_id TEXT NOT NULL,
+            value INTEGER NOT NULL CHECK (value IN (-1, 1)),
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),
+            PRIMARY KEY (user_id, paper_id)
+        );
+        -- one row per (user, announcement day) digest; status pending -> sent | empty | failed
+        CREATE TABLE digests (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            announced TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),
+            completed_at TEXT,
+            PRIMARY KEY (user_id, announced)
+        );
+        -- one row per paper sent to a user; decides "never twice"
+        CREATE TABLE deliveries (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            paper_id TEXT NOT NULL,
+            announced TEXT NOT NULL,
+            rank INTEGER,
+            score REAL,
+            message_id INTEGER,
+            sent_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),
+            PRIMARY KEY (user_id, paper_id)
+        );
+        CREATE TABLE predictions (
+            paper_id TEXT NOT NULL REFERENCES papers(id) ON DELETE CASCADE,
+            category TEXT NOT NULL,
+            probability REAL NOT NULL,
+            model TEXT NOT NULL,
+            PRIMARY KEY (paper_id, category)
+        );
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT
+        );
+"""
+
+# Each migration is an SQL script run inside one transaction.
+MIGRATIONS: list[str] = [V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations this database lacks; return the resulting schema version."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {current} is newer than this code ({SCHEMA_VERSION}); upgrade arxiv-digest"
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        log.info("migrating database to schema version %d", version)
+        try:
+            conn.executescript(f"BEGIN;\n{MIGRATIONS[version - 1]}\nPRAGMA user_version = {version};\nCOMMIT;")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return SCHEMA_VERSION

@@ -1,0 +1,79 @@
+"""SQL for the arXiv category taxonomy: loading ``data/taxonomy.json`` and resolving category codes.
+
+Aliases (``math.MP`` -> ``math-ph``) and subsumed archives (``chao-dyn`` -> ``nlin.CD``) resolve to their
+canonical code; an unknown code raises :class:`UnknownCategory` listing close matches.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import sqlite3
+from pathlib import Path
+
+
+class UnknownCategory(ValueError):
+    """A category code that arXiv's taxonomy does not know."""
+
+
+class TaxonomyQueries:
+    """Mixin of :class:`recommender.store.Store` for the ``taxonomy`` table. Expects ``self.conn``."""
+
+    conn: sqlite3.Connection
+
+    def load_taxonomy(self, path: Path) -> int:
+        """(Re)load the taxonomy from arXiv's taxonomy JSON; returns the number of codes."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        aliases: dict[str, str] = {**data.get("category_aliases", {}), **data.get("archives_subsumed", {})}
+        groups = {gid: g.get("full_name", gid) for gid, g in data.get("groups", {}).items()}
+        active = set(data.get("active", []))
+        rows = []
+        for code, cat in data["categories"].items():
+            grp = cat.get("in_archive")
+            archive = data.get("archives", {}).get(grp, {})
+            group_name = groups.get(archive.get("in_group", ""), None)
+            simple = data.get("simple", {}).get(code)
+            if simple:
+                group_name = simple.get("group", group_name)
+            rows.append((code, cat.get("full_name") or code, grp, group_name, int(code in active),
+                         aliases.get(code, code)))
+        for code, target in aliases.items():
+            if code not in data["categories"]:
+                t = data["categories"].get(target, {})
+                rows.append((code, t.get("full_name", target), code, None, 0, target))
+        with self.transaction():
+            self.conn.execute("DELETE FROM taxonomy")
+            self.conn.executemany(
+                "INSERT INTO taxonomy (code, name, archive, grp, active, canonical) VALUES (?, ?, ?, ?, ?, ?)", rows
+            )
+        return len(rows)
+
+    def category_names(self) -> dict[str, str]:
+        """Active canonical code -> name."""
+        return dict(self.conn.execute(
+            "SELECT code, name FROM taxonomy WHERE active = 1 AND canonical = code ORDER BY code"))
+
+    def category_groups(self) -> dict[str, list[str]]:
+        """Group name -> active canonical codes, for menus."""
+        out: dict[str, list[str]] = {}
+        for code, grp in self.conn.execute(
+            "SELECT code, grp FROM taxonomy WHERE active = 1 AND canonical = code ORDER BY grp, code"
+        ):
+            out.setdefault(grp or "Other", []).append(code)
+        return out
+
+    def canonical_category(self, code: str) -> str:
+        """The canonical active code for ``code`` (case-insensitive); raises UnknownCategory."""
+        raw = (code or "").strip()
+        row = self.conn.execute("SELECT canonical FROM taxonomy WHERE code = ?", (raw,)).fetchone()
+        if row is None:
+            row = self.conn.execute(
+                "SELECT canonical FROM taxonomy WHERE lower(code) = lower(?)", (raw,)).fetchone()
+        if row is not None:
+            return row[0]
+        known = [r[0] for r in self.conn.execute("SELECT code FROM taxonomy WHERE active = 1")]
+        if not known:
+            raise UnknownCategory("the category taxonomy is not loaded")
+        close = difflib.get_close_matches(raw, known, n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(close)}?" if close else " Categories look like cs.LG or astro-ph.GA."
+        shown = raw if len(raw) <= 40 else raw[:37] + "..."
+        raise UnknownCategory(f"unknown arXiv category {shown!r}.{hint}")

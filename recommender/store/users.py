@@ -1,0 +1,211 @@
+"""SQL for people: users and their settings, followed categories, likes/dislikes, digests and deliveries,
+plus the small key-value ``meta`` table and stored category predictions.
+
+The delivery log is what makes sending idempotent: a paper is in ``deliveries`` for a user once it was sent,
+and a ``digests`` row per (user, announcement day) records whether that day's digest is done.
+"""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+USER_SETTINGS = ("chat_id", "name", "timezone", "digest_hour", "digest_size", "min_score", "cross_lists",
+                 "paused", "active", "interests")
+
+
+@dataclass
+class User:
+    id: int
+    chat_id: int | None = None
+    name: str | None = None
+    timezone: str = "UTC"
+    digest_hour: int = 8
+    digest_size: int = 5
+    min_score: float = 0.3
+    cross_lists: bool = True
+    paused: bool = False
+    active: bool = True
+    interests: str = ""
+    categories: list[str] = field(default_factory=list)
+
+
+class UserQueries:
+    """Mixin of :class:`recommender.store.Store` for users, feedback, deliveries, predictions, meta."""
+
+    conn: sqlite3.Connection
+
+    # -- users ------------------------------------------------------------------------------------------
+    def get_user(self, user_id: int) -> User | None:
+        row = self.conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+        if row is None:
+            return None
+        cats = [r[0] for r in self.conn.execute(
+            "SELECT category FROM user_categories WHERE user_id = ? ORDER BY category", (user_id,))]
+        return User(id=row["id"], chat_id=row["chat_id"], name=row["name"], timezone=row["timezone"],
+                    digest_hour=row["digest_hour"], digest_size=row["digest_size"], min_score=row["min_score"],
+                    cross_lists=bool(row["cross_lists"]), paused=bool(row["paused"]), active=bool(row["active"]),
+                    interests=row["interests"], categories=cats)
+
+    def ensure_user(self, user_id: int, **defaults: object) -> User:
+        """Create the user with ``defaults`` if absent; return the stored user."""
+        unknown = set(defaults) - set(USER_SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown user settings: {sorted(unknown)}")
+        cols = ["id", *defaults]
+        with self.transaction():
+            self.conn.execute(
+                f"INSERT OR IGNORE INTO users ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                [user_id, *defaults.values()],
+            )
+        user = self.get_user(user_id)
+        assert user is not None
+        return user
+
+    def update_user(self, user_id: int, **values: object) -> User:
+        unknown = set(values) - set(USER_SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown user settings: {sorted(unknown)}")
+        if values:
+            sets = ",".join(f"{k} = ?" for k in values)
+            with self.transaction():
+                self.conn.execute(f"UPDATE users SET {sets} WHERE id = ?", [*values.values(), user_id])
+        user = self.get_user(user_id)
+        if user is None:
+            raise KeyError(f"no user {user_id}")
+        return user
+
+    def list_users(self, active_only: bool = False) -> list[User]:
+        sql = "SELECT id FROM users" + (" WHERE active = 1 AND paused = 0" if active_only else "") + " ORDER BY id"
+        return [u for (uid,) in self.conn.execute(sql).fetchall() if (u := self.get_user(uid))]
+
+    def set_user_categories(self, user_id: int, categories: Iterable[str], replace: bool = False) -> None:
+        with self.transaction():
+            if replace:
+                self.conn.execute("DELETE FROM user_categories WHERE user_id = ?", (user_id,))
+            self.conn.executemany("INSERT OR IGNORE INTO user_categories (user_id, category) VALUES (?, ?)",
+                                  [(user_id, c) for c in categories])
+
+    def remove_user_categories(self, user_id: int, categories: Iterable[str]) -> int:
+        before = self.conn.total_changes
+        with self.transaction():
+            self.conn.executemany("DELETE FROM user_categories WHERE user_id = ? AND category = ?",
+                                  [(user_id, c) for c in categories])
+        return self.conn.total_changes - before
+
+    # -- feedback ---------------------------------------------------------------------------------------
+    def set_feedback(self, user_id: int, paper_id: str, value: int) -> bool:
+        """Record a like (+1) or dislike (-1); returns False if it was already exactly that."""
+        if value not in (-1, 1):
+            raise ValueError("feedback value must be +1 or -1")
+        row = self.conn.execute("SELECT value FROM feedback WHERE user_id = ? AND paper_id = ?",
+                                (user_id, paper_id)).fetchone()
+        if row is not None and row[0] == value:
+            return False
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO feedback (user_id, paper_id, value) VALUES (?, ?, ?) "
+                "ON CONFLICT(user_id, paper_id) DO UPDATE SET value = excluded.value, "
+                "created_at = strftime('%Y-%m-%dT%H:%M:%SZ','now')",
+                (user_id, paper_id, value),
+            )
+        return True
+
+    def remove_feedback(self, user_id: int, paper_id: str) -> bool:
+        with self.transaction():
+            cur = self.conn.execute("DELETE FROM feedback WHERE user_id = ? AND paper_id = ?", (user_id, paper_id))
+        return cur.rowcount > 0
+
+    def feedback(self, user_id: int, value: int | None = None) -> list[tuple[str, int, str]]:
+        """(paper_id, value, created_at) of a user's feedback, newest first."""
+        sql = "SELECT paper_id, value, created_at FROM feedback WHERE user_id = ?"
+        params: list[object] = [user_id]
+        if value is not None:
+            sql += " AND value = ?"
+            params.append(value)
+        return [tuple(r) for r in self.conn.execute(sql + " ORDER BY created_at DESC, rowid DESC", params)]
+
+    def liked_ids(self, user_id: int) -> list[str]:
+        return [r[0] for r in self.feedback(user_id, 1)]
+
+    def disliked_ids(self, user_id: int) -> list[str]:
+        return [r[0] for r in self.feedback(user_id, -1)]
+
+    # -- digests and deliveries -------------------------------------------------------------------------
+    def digest_status(self, user_id: int, announced: str) -> str | None:
+        row = self.conn.execute("SELECT status FROM digests WHERE user_id = ? AND announced = ?",
+                                (user_id, announced)).fetchone()
+        return row[0] if row else None
+
+    def set_digest_status(self, user_id: int, announced: str, status: str) -> None:
+        done = status in ("sent", "empty", "skipped")
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO digests (user_id, announced, status, completed_at) VALUES (?, ?, ?, "
+                "CASE WHEN ? THEN strftime('%Y-%m-%dT%H:%M:%SZ','now') END) "
+                "ON CONFLICT(user_id, announced) DO UPDATE SET status = excluded.status, "
+                "completed_at = excluded.completed_at",
+                (user_id, announced, status, int(done)),
+            )
+
+    def last_digest_day(self, user_id: int) -> str | None:
+        return self.conn.execute(
+            "SELECT max(announced) FROM digests WHERE user_id = ? AND status IN ('sent','empty','skipped')",
+            (user_id,)).fetchone()[0]
+
+    def record_delivery(self, user_id: int, paper_id: str, announced: str, rank: int | None = None,
+                        score: float | None = None, message_id: int | None = None) -> bool:
+        """Log that ``paper_id`` was sent; returns False if it had been sent before (nothing changes)."""
+        with self.transaction():
+            cur = self.conn.execute(
+                "INSERT OR IGNORE INTO deliveries (user_id, paper_id, announced, rank, score, message_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (user_id, paper_id, announced, rank, score, message_id))
+        return cur.rowcount > 0
+
+    def delivered_ids(self, user_id: int, announced: str | None = None) -> set[str]:
+        sql = "SELECT paper_id FROM deliveries WHERE user_id = ?"
+        params: list[object] = [user_id]
+        if announced is not None:
+            sql += " AND announced = ?"
+            params.append(announced)
+        return {r[0] for r in self.conn.execute(sql, params)}
+
+    # -- predictions ------------------------------------------------------------------------------------
+    def save_predictions(self, rows: Iterable[tuple[str, Sequence[tuple[str, float]]]], model: str) -> int:
+        """Replace the stored predictions of each paper: rows of (paper_id, [(category, probability), ...])."""
+        rows = list(rows)
+        with self.transaction():
+            self.conn.executemany("DELETE FROM predictions WHERE paper_id = ?", [(pid,) for pid, _ in rows])
+            self.conn.executemany(
+                "INSERT INTO predictions (paper_id, category, probability, model) VALUES (?, ?, ?, ?)",
+                [(pid, cat, float(p), model) for pid, preds in rows for cat, p in preds],
+            )
+        return len(rows)
+
+    def predictions(self, paper_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
+        out: dict[str, list[tuple[str, float]]] = {}
+        ids = list(paper_ids)
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900]
+            for pid, cat, p in self.conn.execute(
+                f"SELECT paper_id, category, probability FROM predictions WHERE paper_id IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY paper_id, probability DESC", chunk
+            ):
+                out.setdefault(pid, []).append((cat, p))
+        return out
+
+    def unpredicted_ids(self, limit: int | None = None) -> list[str]:
+        sql = "SELECT id FROM papers WHERE id NOT IN (SELECT DISTINCT paper_id FROM predictions) ORDER BY rowid"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [r[0] for r in self.conn.execute(sql)]
+
+    # -- meta -------------------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self.transaction():
+            self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
