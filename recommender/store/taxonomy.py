@@ -61,6 +61,12 @@ class TaxonomyQueries:
             out.setdefault(grp or "Other", []).append(code)
         return out
 
+    def is_archive(self, code: str) -> bool:
+        """True for an archive with several categories (``cs``, ``math``, ``astro-ph``)."""
+        return self.conn.execute(
+            "SELECT 1 FROM taxonomy WHERE archive = ? AND code != ? AND active = 1 LIMIT 1", (code, code)
+        ).fetchone() is not None
+
     def canonical_category(self, code: str) -> str:
         """The canonical active code for ``code`` (case-insensitive); raises UnknownCategory."""
         raw = (code or "").strip()

@@ -1,0 +1,99 @@
+"""The daily pipeline: fetch today's listing, store it, embed and classify what is new; plus first-run set-up.
+
+``ingest`` is idempotent: running it twice on the same feed stores nothing new the second time. A feed with
+no items (arXiv's empty channel on days without an announcement) is recorded and reported as
+``announced=None``. Embedding and classification are passed in as callables so this module does not load
+models itself; :func:`default_steps` builds the real ones.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .arxiv import ArxivClient
+from .config import Settings
+from .importer import import_file
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestReport:
+    categories: list[str]
+    announced: str | None = None  # None: the feed had no announcement
+    new: int = 0
+    cross: int = 0
+    replaced: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    embedded: int = 0
+    classified: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate_categories(store: Store, categories: Sequence[str]) -> list[str]:
+    """Canonical codes for ``categories``; raises UnknownCategory on the first unknown one."""
+    out: list[str] = []
+    for c in categories:
+        code = c.strip()
+        if not code:
+            continue
+        # archive names (cs, math, astro-ph) are valid RSS feeds too
+        out.append(code if store.is_archive(code) else store.canonical_category(code))
+    return list(dict.fromkeys(out))
+
+
+def ingest(settings: Settings, store: Store, categories: Sequence[str] | None = None,
+           client: ArxivClient | None = None, embed: Callable[[], int] | None = None,
+           classify: Callable[[], int] | None = None) -> IngestReport:
+    """Fetch the current RSS listing of ``categories`` (default: the setting) and store it."""
+    cats = validate_categories(store, categories or settings.categories)
+    report = IngestReport(categories=cats)
+    own_client = client is None
+    client = client or ArxivClient(settings)
+    try:
+        feed = client.fetch_rss(cats)
+    finally:
+        if own_client:
+            client.close()
+    report.announced = feed.announced
+    store.record_feed_fetch(cats, feed.announced, len(feed.papers))
+    if feed.announced is None:
+        log.info("no announcement in the feed for %s", "+".join(cats))
+        return report
+    report.new, report.cross, report.replaced = len(feed.new), len(feed.cross), len(feed.replaced)
+    with store.transaction():
+        stats = store.upsert_papers(feed.papers)
+        store.record_announcements((p.id, feed.announced, p.announce_type or "new") for p in feed.papers)
+    report.inserted, report.updated, report.unchanged = stats.inserted, stats.updated, stats.unchanged
+    log.info("ingested %s listing of %s: %d new, %d cross, %d replaced (%s)", feed.announced, "+".join(cats),
+             report.new, report.cross, report.replaced, stats.to_dict())
+    for name, step in (("embedded", embed), ("classified", classify)):
+        if step is None:
+            continue
+        try:
+            setattr(report, name, step())
+        except Exception as exc:  # a model failure must not lose the stored listing
+            log.exception("ingest step %s failed", name)
+            report.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+    return report
+
+
+def ensure_demo_corpus(settings: Settings, store: Store, progress: bool = True) -> int:
+    """Import the bundled demo papers into an empty store; returns how many were imported."""
+    if store.count_papers() > 0:
+        return 0
+    path = Path(settings.demo_corpus)
+    if not path.is_file():
+        log.warning("demo corpus %s not found; the store stays empty", path)
+        return 0
+    report, stats = import_file(store, path, progress=progress)
+    log.info("imported %d demo papers from %s", stats["inserted"], path)
+    return stats["inserted"]
