@@ -69,9 +69,10 @@ def ingest(settings: Settings, store: Store, categories: Sequence[str] | None = 
         log.info("no announcement in the feed for %s", "+".join(cats))
         return report
     report.new, report.cross, report.replaced = len(feed.new), len(feed.cross), len(feed.replaced)
+    listings = [(p.id, feed.announced, p.announce_type or "new") for p in feed.papers]
     with store.transaction():
         stats = store.upsert_papers(feed.papers)
-        store.record_announcements((p.id, feed.announced, p.announce_type or "new") for p in feed.papers)
+        store.record_announcements(listings)
     report.inserted, report.updated, report.unchanged = stats.inserted, stats.updated, stats.unchanged
     log.info("ingested %s listing of %s: %d new, %d cross, %d replaced (%s)", feed.announced, "+".join(cats),
              report.new, report.cross, report.replaced, stats.to_dict())

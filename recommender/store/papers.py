@@ -7,6 +7,7 @@ announced is kept when later listings (replacements) arrive; every listing is re
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -77,7 +78,7 @@ class PaperQueries:
         stats = UpsertStats()
         # last occurrence wins inside a batch, unless it is an older version
         by_id: dict[str, Paper] = {}
-        for p in papers:
+        for p in (dataclasses.replace(p) for p in papers):  # never mutate the caller's objects
             prev = by_id.get(p.id)
             if prev is None or p.version >= prev.version:
                 if prev is not None and p.announced is None:

@@ -1,0 +1,40 @@
+"""arXiv id parsing: new/old style, versions, URLs, and helpful errors for everything else."""
+import pytest
+
+from recommender.ids import InvalidArxivId, normalize_id, parse_arxiv_id
+
+
+@pytest.mark.parametrize("text,expected,version", [
+    ("2501.01234", "2501.01234", None),
+    ("2501.01234v3", "2501.01234", 3),
+    ("hep-th/9901002", "hep-th/9901002", None),
+    ("math.GT/0309136v2", "math.GT/0309136", 2),
+    ("0704.0001", "0704.0001", None),
+    ("https://arxiv.org/abs/2501.01234v2", "2501.01234", 2),
+    ("http://arxiv.org/pdf/2501.01234v1.pdf", "2501.01234", 1),
+    ("https://arxiv.org/pdf/2501.01234", "2501.01234", None),
+    ("arxiv.org/abs/hep-th/9901002", "hep-th/9901002", None),
+    ("arXiv:2501.01234", "2501.01234", None),
+    ("  2501.01234  ", "2501.01234", None),
+    ("https://export.arxiv.org/abs/2501.01234?context=cs", "2501.01234", None),
+])
+def test_valid_ids(text: str, expected: str, version: int | None) -> None:
+    parsed = parse_arxiv_id(text)
+    assert parsed.id == expected
+    assert parsed.version == version
+
+
+@pytest.mark.parametrize("text", [
+    "banana", "2501.1234567", "", "2513.01234", "0808.05394", "1501.1234", "2501.01234v", "hep-th/99010",
+    "https://example.com/abs/2501.01234", "x" * 10_000, "2501.01234; DROP TABLE papers",
+])
+def test_invalid_ids_have_helpful_messages(text: str) -> None:
+    with pytest.raises(InvalidArxivId) as err:
+        parse_arxiv_id(text)
+    message = str(err.value)
+    assert "arXiv id" in message
+    assert len(message) < 300  # a 10,000-character argument is not echoed whole
+
+
+def test_normalize_id_strips_version() -> None:
+    assert normalize_id("2501.01234v9") == "2501.01234"
