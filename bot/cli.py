@@ -1,0 +1,98 @@
+"""The bot's subcommands of ``arxiv-digest``: ``run``, ``deliver [--now]`` and ``users``.
+
+``recommender.cli`` finds :func:`register` through the ``arxiv_digest.cli`` entry point, so the library never
+imports the bot. ``run`` starts the Telegram bot when ``TELEGRAM_BOT_TOKEN`` is set and the terminal bot
+otherwise; ``deliver`` sends the deliveries that are due (or, with ``--now``, the latest announcement to
+everyone who has not had it) once and exits; ``users`` lists the users and their state.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from recommender.config import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "home", None):
+        overrides["home"] = Path(args.home)
+    return load_settings(**overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings.telegram_token:
+        from .telegram import run_telegram
+        return run_telegram(settings)
+    from .console import run_console
+    if sys.stdin.isatty():
+        print("No TELEGRAM_BOT_TOKEN set: running the bot in this terminal over the bundled demo papers.",
+              file=sys.stderr)
+    return run_console(settings)
+
+
+def cmd_deliver(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not settings.telegram_token:
+        print("arxiv-digest deliver: set TELEGRAM_BOT_TOKEN (deliveries go out through Telegram)", file=sys.stderr)
+        return 2
+    from .telegram import deliver_once
+    report = deliver_once(settings, now=args.now)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.summary())
+    return 0
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from recommender.store import Store
+
+    settings = _settings(args)
+    settings.ensure_home()
+    with Store(settings.db_path, taxonomy=settings.taxonomy_path) as store:
+        rows = []
+        for u in store.list_users():
+            rows.append({
+                "id": u.id, "chat_id": u.chat_id, "name": u.name, "timezone": u.timezone, "hour": u.digest_hour,
+                "size": u.digest_size, "min_score": u.min_score, "cross_lists": u.cross_lists,
+                "paused": u.paused, "active": u.active, "categories": u.categories,
+                "likes": len(store.liked_ids(u.id)), "dislikes": len(store.disliked_ids(u.id)),
+                "last_digest": store.last_digest_day(u.id),
+            })
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    if not rows:
+        print("no users yet")
+        return 0
+    print(f"{'id':>12} {'state':8} {'digest at':24} {'likes':>5} {'last digest':11} categories")
+    for r in rows:
+        state = "blocked" if not r["active"] else "paused" if r["paused"] else "active"
+        when = f"{r['hour']:02d}:00 {r['timezone']}"
+        print(f"{r['id']:>12} {state:8} {when:24} {r['likes']:>5} {r['last_digest'] or '-':11} "
+              f"{' '.join(r['categories']) or '-'}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("run", help="run the bot: on Telegram if TELEGRAM_BOT_TOKEN is set, else in this "
+                                          "terminal over the bundled demo papers")
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser("deliver", help="send the digests that are due now, once (Telegram)")
+    p.add_argument("--now", action="store_true",
+                   help="send the latest announcement to every user who has not had it, whatever their hour")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_deliver)
+
+    p = subparsers.add_parser("users", help="list the bot's users, their settings and state")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_users)

@@ -1,0 +1,150 @@
+"""The bot in a terminal: one local user, the same commands and replies as in Telegram.
+
+Replies are printed as plain text; buttons are shown as numbered choices, and typing a number presses one
+(of the last message that had buttons). A file (``/export``) is written to ``<home>/exports/``. When standard
+input is not a terminal, every line is one command, echoed after a ``»`` so a transcript reads well, and the
+bot exits at the end of input.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import IO, Iterable
+
+from recommender.config import Settings
+from recommender.store import Store
+
+from .commands import Caller, Commands, DigestPlan
+from .reply import Button, Reply
+from .rich import to_plain
+
+log = logging.getLogger(__name__)
+
+LOCAL_USER = Caller(user_id=1, chat_id=None, name="")
+
+
+class Console:
+    def __init__(self, commands: Commands, out: IO[str] | None = None, caller: Caller = LOCAL_USER,
+                 echo: bool = False) -> None:
+        self.commands = commands
+        self.out = out or sys.stdout
+        self.caller = caller
+        self.echo = echo
+        self.buttons: list[list[Button]] = []  # of the last message that had any
+
+    def write(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def show(self, reply: Reply) -> None:
+        if reply.toast:
+            self.write(f"  ({reply.toast})")
+        text = to_plain(reply.text)
+        if text.strip():
+            self.write(text.rstrip())
+        if reply.document is not None:
+            path = self._save(reply.document.filename, reply.document.content)
+            self.write(f"[file saved: {path}]")
+        if reply.buttons:
+            self.buttons = reply.buttons
+            shown, k = [], 0
+            for row in reply.buttons:
+                cells = []
+                for b in row:
+                    k += 1
+                    cells.append(f"[{k}] {b.label}")
+                shown.append("  ".join(cells))
+            self.write("\n".join(shown) + f"\n(type a number 1-{k} to press a button)")
+        if isinstance(reply.delivery, DigestPlan) and reply.delivery.items:
+            self._log_delivery(reply.delivery)
+        self.write("")
+
+    def _save(self, filename: str, content: bytes) -> Path:
+        folder = Path(self.commands.settings.home) / "exports"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / Path(filename).name
+        path.write_bytes(content)
+        return path
+
+    def _log_delivery(self, plan: DigestPlan) -> None:
+        store = self.commands.store
+        for pid, rank, score in plan.items:
+            store.record_delivery(self.caller.user_id, pid, plan.day, rank=rank, score=score)
+        store.set_digest_status(self.caller.user_id, plan.day, "sent")
+
+    def handle_line(self, line: str) -> None:
+        line = line.rstrip("\n")
+        if self.echo:
+            self.write(f"» {line}")
+        stripped = line.strip()
+        if stripped.isdigit() and len(stripped) <= 3 and self.buttons:
+            flat = [b for row in self.buttons for b in row]
+            k = int(stripped)
+            if not 1 <= k <= len(flat):
+                self.write(f"There are buttons 1 to {len(flat)}.\n")
+                return
+            button = flat[k - 1]
+            if button.url:
+                self.write(f"{button.label}: {button.url}\n")
+                return
+            for reply in self.commands.press(self.caller, button.data, self.buttons):
+                self.show(reply)
+            return
+        for reply in self.commands.handle(self.caller, line):
+            self.show(reply)
+
+    def run(self, lines: Iterable[str], interactive: bool = False) -> None:
+        if interactive:
+            while True:
+                try:
+                    line = input("you> ")
+                except (EOFError, KeyboardInterrupt):
+                    self.write("")
+                    return
+                if line.strip() in {"/quit", "/exit"}:
+                    return
+                self.handle_line(line)
+        else:
+            for line in lines:
+                if not line.strip():
+                    continue
+                self.handle_line(line)
+
+
+def prepare(settings: Settings, store: Store, commands: Commands, progress: bool = True) -> None:
+    """First-start set-up: import the bundled demo papers and embed them (once; later starts skip it)."""
+    from recommender.pipeline import ensure_demo_corpus
+
+    imported = ensure_demo_corpus(settings, store, progress=progress)
+    if imported:
+        log.info("imported %d demo papers", imported)
+    try:
+        embed_missing = commands.engine.embed_missing
+    except Exception:  # the engine is optional for browsing; commands that need it say so
+        log.exception("the recommender engine could not be loaded")
+        return
+    try:
+        embed_missing(progress=progress)
+    except TypeError:
+        embed_missing()
+
+
+def run_console(settings: Settings, stdin: IO[str] | None = None, out: IO[str] | None = None) -> int:
+    stdin = stdin or sys.stdin
+    out = out or sys.stdout
+    settings.ensure_home()
+    store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
+    try:
+        commands = Commands(settings, store)
+        interactive = stdin.isatty()
+        prepare(settings, store, commands, progress=interactive or sys.stderr.isatty())
+        console = Console(commands, out=out, echo=not interactive)
+        latest = store.latest_announcement()
+        console.write(f"arxiv-digest in your terminal: {store.count_papers():,} papers, latest announcement "
+                      f"{latest or 'none'}. Type /start or /help" + ("; Ctrl-D quits." if interactive else "."))
+        console.write("")
+        console.run(stdin, interactive=interactive)
+    finally:
+        store.close()
+    return 0
