@@ -193,7 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
         if register is not None:
             register(sub)
     for ep in entry_points(group="arxiv_digest.cli"):
-        ep.load()(sub)
+        try:
+            register_plugin = ep.load()
+        except ModuleNotFoundError as exc:  # an entry point whose module is not present in this install
+            if exc.name not in (ep.module, ep.module.split(".")[0]):
+                raise
+            log.debug("skipping CLI plugin %s: %s", ep.name, exc)
+            continue
+        register_plugin(sub)
     if "run" not in sub.choices:
         p = sub.add_parser("run", help="load the bundled papers and print a summary (the bot is not installed)")
         p.set_defaults(func=cmd_demo_summary)
