@@ -21,7 +21,7 @@ from .arxiv import ArxivClient, ArxivError
 from .config import ConfigError, Settings, load_settings
 from .ids import InvalidArxivId, parse_arxiv_id
 from .importer import ImportFileError, import_file
-from .pipeline import ensure_demo_corpus, ingest, validate_categories
+from .pipeline import classify_papers, ensure_demo_corpus, ingest, validate_categories
 from .store import Store, UnknownCategory
 
 log = logging.getLogger("arxiv_digest")
@@ -91,9 +91,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def ingest_steps(settings: Settings, store: Store) -> dict[str, Callable[[], int]]:
+def ingest_steps(settings: Settings, store: Store) -> dict[str, Callable[..., int]]:
     """The embedding and classification steps of ingestion, from the modules that provide them."""
-    steps: dict[str, Callable[[], int]] = {}
+    steps: dict[str, Callable[..., int]] = {}
     try:
         engine_mod = importlib.import_module("recommender.engine")
         engine = engine_mod.Engine(settings, store)
@@ -102,8 +102,8 @@ def ingest_steps(settings: Settings, store: Store) -> dict[str, Callable[[], int
         log.debug("no embedding engine available")
     try:
         classify_mod = importlib.import_module("recommender.classify")
-        if hasattr(classify_mod, "classify_missing"):
-            steps["classify"] = lambda: classify_mod.classify_missing(store)
+        model_dir = Path(settings.classifier_dir) if settings.classifier_dir else None
+        steps["classify"] = lambda ids: classify_papers(store, classify_mod.get_classifier(model_dir), ids)
     except ModuleNotFoundError:
         log.debug("no classifier available")
     return steps

@@ -52,7 +52,7 @@ def validate_categories(store: Store, categories: Sequence[str]) -> list[str]:
 
 def ingest(settings: Settings, store: Store, categories: Sequence[str] | None = None,
            client: ArxivClient | None = None, embed: Callable[[], int] | None = None,
-           classify: Callable[[], int] | None = None) -> IngestReport:
+           classify: Callable[[list[str]], int] | None = None) -> IngestReport:
     """Fetch the current RSS listing of ``categories`` (default: the setting) and store it."""
     cats = validate_categories(store, categories or settings.categories)
     report = IngestReport(categories=cats)
@@ -76,7 +76,10 @@ def ingest(settings: Settings, store: Store, categories: Sequence[str] | None = 
     report.inserted, report.updated, report.unchanged = stats.inserted, stats.updated, stats.unchanged
     log.info("ingested %s listing of %s: %d new, %d cross, %d replaced (%s)", feed.announced, "+".join(cats),
              report.new, report.cross, report.replaced, stats.to_dict())
-    for name, step in (("embedded", embed), ("classified", classify)):
+    changed = [pid for pid, _, kind in listings]  # new, cross-listed and replaced (text may have changed)
+    steps: list[tuple[str, Callable[[], int] | None]] = [
+        ("embedded", embed), ("classified", (lambda: classify(changed)) if classify else None)]
+    for name, step in steps:
         if step is None:
             continue
         try:
@@ -85,6 +88,24 @@ def ingest(settings: Settings, store: Store, categories: Sequence[str] | None = 
             log.exception("ingest step %s failed", name)
             report.errors.append(f"{name}: {type(exc).__name__}: {exc}")
     return report
+
+
+def classify_papers(store: Store, classifier: Any, ids: Sequence[str] | None = None, model: str = "",
+                    batch_size: int = 256) -> int:
+    """Predict and store the categories of ``ids`` (default: every paper without predictions).
+
+    ``classifier`` is a :class:`recommender.classify.Classifier` (anything with ``predict_batch``); papers
+    with neither title nor abstract are skipped. Returns how many papers got predictions."""
+    todo = list(ids) if ids is not None else store.unpredicted_ids()
+    model = model or str(getattr(classifier, "meta", {}).get("name", "classifier"))
+    done = 0
+    for i in range(0, len(todo), batch_size):
+        papers = [p for p in store.get_papers(todo[i:i + batch_size]).values() if (p.title + p.abstract).strip()]
+        if not papers:
+            continue
+        preds = classifier.predict_batch([(p.title, p.abstract) for p in papers], batch_size=batch_size)
+        done += store.save_predictions(((p.id, pred.categories) for p, pred in zip(papers, preds)), model)
+    return done
 
 
 def ensure_demo_corpus(settings: Settings, store: Store, progress: bool = True) -> int:

@@ -63,7 +63,7 @@ def test_ingest_step_failure_keeps_listing(settings: Settings, store: Store, ser
     def broken() -> int:
         raise RuntimeError("model exploded")
 
-    report = ingest(settings, store, ["cs.LG"], embed=broken, classify=lambda: 5)
+    report = ingest(settings, store, ["cs.LG"], embed=broken, classify=lambda ids: len(ids))
     assert report.inserted == 5 and report.classified == 5 and "model exploded" in report.errors[0]
 
 
