@@ -1,0 +1,119 @@
+"""Load papers for training: from a corpus JSONL (optionally gzipped) or from the store, with canonical labels.
+
+Labels are arXiv's active canonical categories (``taxonomy.json``: aliases and subsumed archives mapped, e.g.
+``math.MP`` -> ``math-ph``); papers without any known label are dropped and counted. Master categories are
+the taxonomy groups that have active categories.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from training.config import TAXONOMY_PATH
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Labels:
+    """The label space: category codes (sorted), their names and groups, and the groups (master categories)."""
+
+    codes: list[str]
+    names: dict[str, str]
+    group_of: dict[str, str]
+    groups: list[str]
+    aliases: dict[str, str]
+
+    @classmethod
+    def from_taxonomy(cls, path: Path = TAXONOMY_PATH) -> "Labels":
+        if not Path(path).exists():
+            raise FileNotFoundError(f"taxonomy not found at {path}; copy ../shared/data/taxonomy.json there")
+        t = json.loads(Path(path).read_text(encoding="utf-8"))
+        codes = sorted(t["active_canonical"])
+        simple = t["simple"]
+        group_of = {c: simple[c]["group"] for c in codes}
+        groups = sorted(set(group_of.values()))
+        aliases = {**t.get("category_aliases", {}), **t.get("archives_subsumed", {})}
+        return cls(codes, {c: simple[c]["name"] for c in codes}, group_of, groups, aliases)
+
+    def canonical(self, categories: list[str]) -> list[str]:
+        """Map raw codes to active canonical ones, keep order, drop unknown and duplicates."""
+        known = set(self.codes)
+        out: list[str] = []
+        for c in categories:
+            c = self.aliases.get(c, c)
+            if c in known and c not in out:
+                out.append(c)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"categories": [{"code": c, "name": self.names[c], "group": self.group_of[c]} for c in self.codes],
+                "groups": self.groups}
+
+
+@dataclass
+class Record:
+    id: str
+    title: str
+    abstract: str
+    labels: list[str]
+    announced: str | None
+
+
+def iter_jsonl(path: Path) -> Iterator[dict]:
+    """Yield dicts from a JSONL or JSONL.gz file; raise ValueError naming the first bad line."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"corpus file not found: {path}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+
+
+def load_records(path: Path, labels: Labels, progress: bool = True) -> list[Record]:
+    """All papers of a corpus-format JSONL that have at least one known category."""
+    out: list[Record] = []
+    dropped = 0
+    for d in tqdm(iter_jsonl(path), desc=f"reading {Path(path).name}", unit=" papers", disable=not progress):
+        if "title" not in d or "categories" not in d:
+            raise ValueError(f"{path}: a line lacks 'title' or 'categories' (id {d.get('id')!r}); not corpus format")
+        cats = d["categories"]
+        if isinstance(cats, str):
+            cats = cats.split()
+        lab = labels.canonical(cats)
+        if not lab:
+            dropped += 1
+            continue
+        out.append(Record(str(d.get("id", "")), d["title"] or "", d.get("abstract") or "", lab, d.get("announced")))
+    if dropped:
+        log.info("dropped %d papers without a known active category", dropped)
+    if not out:
+        raise ValueError(f"{path}: no papers with known categories")
+    return out
+
+
+def load_records_from_store(db_path: Path, labels: Labels) -> list[Record]:
+    """All papers of the SQLite store (for `train` without --data)."""
+    from recommender.store import Store  # local import: only this path needs the store
+
+    out: list[Record] = []
+    with Store(db_path) as store:
+        for p in tqdm(store.iter_papers(), desc="reading store", unit=" papers"):
+            lab = labels.canonical(list(p.categories))
+            if lab:
+                out.append(Record(p.id, p.title, p.abstract or "", lab, p.announced))
+    if not out:
+        raise ValueError(f"store {db_path} holds no papers with known categories")
+    return out

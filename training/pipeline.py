@@ -1,0 +1,116 @@
+"""End-to-end training: corpus -> splits -> phrases -> fastText -> vocabulary -> SHA-RNN per split -> evaluation
+-> model directories, each step resumable (outputs in the run directory are reused).
+
+For each split (temporal, random) a model is trained on its train part, its threshold tuned on the full
+validation part, and it is scored on the test part; ``<run>/<split>/model`` is the exported model and
+``<run>/<split>/eval.json`` the scores. ``ship`` copies the temporal model (the one measured on what a daily
+bot faces) to ``data/models/``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.config import SHIPPED_MODEL_DIR, TrainConfig
+from training.data import Labels, Record, load_records, load_records_from_store
+from training.export import export_model
+from training.metrics import full_report, tune_threshold
+from training.plots import plot_metrics
+from training.prepare import Prepared, prepare
+from training.train import TrainData, build_model, predict_probs, train
+
+log = logging.getLogger(__name__)
+
+
+def load_corpus(data: Path | None, labels: Labels) -> list[Record]:
+    if data is not None:
+        return load_records(data, labels)
+    from recommender.config import load_settings
+
+    return load_records_from_store(load_settings().db_path, labels)
+
+
+def group_index(labels: Labels) -> np.ndarray:
+    return np.array([labels.groups.index(labels.group_of[c]) for c in labels.codes])
+
+
+def train_split(prep: Prepared, cfg: TrainConfig, run_dir: Path, split: str, progress: bool = True) -> dict:
+    s = prep.splits[split]
+    out = run_dir / split
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = replace(cfg, split=split)
+    cfg.save(out / "config.json")
+    gi = group_index(prep.labels)
+    data = TrainData(prep.token_ids, prep.targets, gi, len(prep.labels.groups), prep.vectors, s.train, s.val)
+    summary = train(data, cfg, out, progress)
+    plot_metrics(out / "metrics.jsonl", out / "curves.png", title=f"SHA-RNN, {split} split")
+    return evaluate_split(prep, cfg, out, split, summary, progress)
+
+
+def evaluate_split(prep: Prepared, cfg: TrainConfig, out: Path, split: str, summary: dict,
+                   progress: bool = True) -> dict:
+    s = prep.splits[split]
+    gi = group_index(prep.labels)
+    data = TrainData(prep.token_ids, prep.targets, gi, len(prep.labels.groups), prep.vectors, s.train, s.val)
+    model = build_model(data, cfg)
+    model.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
+    val_probs = predict_probs(model, prep.token_ids, s.val, progress=progress, desc="validation")
+    thr = tune_threshold(val_probs, prep.targets[s.val])
+    test_probs = predict_probs(model, prep.token_ids, s.test, progress=progress, desc="test")
+    result = {
+        "model": "SHA-RNN", "split": split, "threshold": thr, "train": summary,
+        "val": full_report(val_probs, prep.targets[s.val], gi, prep.labels.groups, thr),
+        "test": full_report(test_probs, prep.targets[s.test], gi, prep.labels.groups, thr),
+    }
+    (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    log.info("%s split: test category sample-F1 %.4f, master sample-F1 %.4f", split,
+             result["test"]["category_sample_f1"], result["test"]["master_sample_f1"])
+    export_model(model, out / "model", vocab=prep.vocab, phrases=prep.phrases, labels=prep.labels,
+                 max_tokens=cfg.max_tokens, threshold=thr,
+                 metrics={k: result[k] for k in ("split", "threshold", "train", "test")},
+                 provenance={"split": split, "train_papers": summary["train_papers"],
+                             "train_config": cfg.to_dict()})
+    return result
+
+
+def ship(run_dir: Path, split: str = "temporal", dest: Path = SHIPPED_MODEL_DIR) -> Path:
+    src = run_dir / split / "model"
+    if not (src / "weights.pt").exists():
+        raise FileNotFoundError(f"no exported model in {src}; train first")
+    tmp = dest.with_name(dest.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp)
+    other = {}
+    for s in ("temporal", "random"):
+        ev = run_dir / s / "eval.json"
+        if ev.exists():
+            e = json.loads(ev.read_text())
+            other[s] = {"test": e["test"], "val": e["val"], "threshold": e["threshold"], "train": e["train"]}
+    metrics = json.loads((tmp / "metrics.json").read_text())
+    metrics["by_split"] = other
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.replace(dest)
+    log.info("shipped %s model to %s", split, dest)
+    return dest
+
+
+def run(data: Path | None, run_dir: Path, cfg: TrainConfig, splits: tuple[str, ...] = ("temporal", "random"),
+        ship_model: bool = True, progress: bool = True) -> dict[str, dict]:
+    labels = Labels.from_taxonomy()
+    records = load_corpus(data, labels)
+    prep = prepare(records, labels, cfg, run_dir)
+    results = {}
+    for split in splits:
+        results[split] = train_split(prep, cfg, run_dir, split, progress)
+    if ship_model and "temporal" in splits:
+        ship(run_dir, "temporal")
+    return results
