@@ -18,13 +18,14 @@ from .papers import PaperQueries, UpsertStats, content_hash
 from .schema import SCHEMA_VERSION, migrate
 from .taxonomy import TaxonomyQueries, UnknownCategory
 from .users import User, UserQueries
+from .bot_state import BotStateQueries
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Store", "UpsertStats", "User", "UnknownCategory", "content_hash", "SCHEMA_VERSION"]
 
 
-class Store(PaperQueries, TaxonomyQueries, UserQueries):
+class Store(PaperQueries, TaxonomyQueries, UserQueries, BotStateQueries):
     """One SQLite database of papers, users and their feedback."""
 
     def __init__(self, path: Path | str, taxonomy: Path | None = None) -> None:

@@ -1,0 +1,50 @@
+"""SQL the bot needs beyond single users: bulk reads for delivery runs and the "no announcement" notices.
+
+Delivery runs look at every user at once, so these queries answer for all users in one statement each:
+who has a profile, each user's last digest day, which notices went out. A notice ("no announcement today")
+is recorded as a ``digests`` row keyed by the user's local date with status ``notice``; it never counts as a
+delivered digest (``last_digest_day`` only counts sent, empty and skipped).
+"""
+from __future__ import annotations
+
+import sqlite3
+from typing import Iterable
+
+DONE = ("sent", "empty", "skipped")
+
+
+class BotStateQueries:
+    """Mixin of :class:`recommender.store.Store` for the bot's delivery bookkeeping."""
+
+    conn: sqlite3.Connection
+
+    def announcement_first_seen(self, day: str) -> str | None:
+        """When a feed fetch first saw the announcement of ``day`` (ISO UTC), None if never fetched."""
+        return self.conn.execute("SELECT min(fetched_at) FROM feed_fetches WHERE announced = ?", (day,)).fetchone()[0]
+
+    def last_digest_days(self) -> dict[int, str]:
+        """user id -> latest announcement day whose digest is done."""
+        marks = ",".join("?" * len(DONE))
+        return dict(self.conn.execute(
+            f"SELECT user_id, max(announced) FROM digests WHERE status IN ({marks}) GROUP BY user_id", DONE))
+
+    def profiled_user_ids(self) -> set[int]:
+        """Users who follow a category, described interests or liked a paper."""
+        return {r[0] for r in self.conn.execute(
+            "SELECT user_id FROM user_categories UNION SELECT id FROM users WHERE interests != '' "
+            "UNION SELECT user_id FROM feedback WHERE value = 1")}
+
+    def notices(self, local_days: Iterable[str]) -> set[tuple[int, str]]:
+        days = sorted(set(local_days))
+        if not days:
+            return set()
+        return {(u, d) for u, d in self.conn.execute(
+            f"SELECT user_id, announced FROM digests WHERE status = 'notice' AND announced IN "
+            f"({','.join('?' * len(days))})", days)}
+
+    def record_notice(self, user_id: int, local_day: str) -> None:
+        with self.transaction():  # type: ignore[attr-defined]
+            self.conn.execute(
+                "INSERT INTO digests (user_id, announced, status, completed_at) VALUES (?, ?, 'notice', "
+                "strftime('%Y-%m-%dT%H:%M:%SZ','now')) ON CONFLICT(user_id, announced) DO NOTHING",
+                (user_id, local_day))

@@ -1,0 +1,197 @@
+"""End to end on Telegram: real python-telegram-bot against the fake Bot API server, real SQLite.
+
+A user's whole first day (start, follow from the menu, like, settings, the digest at their hour, buttons,
+/similar, /classify, /export), bad input of every kind, long replies, and Telegram's refusals.
+"""
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from bot.commands import Commands
+from bot.telegram import Deliverer, Runtime, running
+from recommender.importer import import_file
+from recommender.store import Store
+from tests.bot_fixtures import KeywordClassifier, LexicalEngine, bot_settings, run
+from tests.fake_telegram import FakeTelegram
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "data" / "demo_papers.jsonl.gz"
+LATEST = "2026-06-30"
+UTC = timezone.utc
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("demo") / "demo.sqlite"
+    store = Store(path, taxonomy=ROOT / "data" / "taxonomy.json")
+    import_file(store, DEMO)
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    return path
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTelegram]:
+    with FakeTelegram() as f:
+        yield f
+
+
+@pytest.fixture
+def rt(tmp_path: Path, fake: FakeTelegram, demo_db: Path) -> Iterator[Runtime]:
+    settings = bot_settings(tmp_path, fake.base_url)
+    settings.ensure_home()
+    shutil.copy(demo_db, settings.db_path)
+    store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
+    commands = Commands(settings, store, engine_factory=lambda: LexicalEngine(store),
+                        classifier_factory=KeywordClassifier)
+    r = Runtime(settings, store, commands)
+    yield r
+    r.close()
+    store.close()
+
+
+def some_paper(store: Store, day: str = LATEST, category: str = "cs.LG") -> str:
+    return store.announced_ids(day, categories=[category])[0]
+
+
+def test_a_users_first_day(rt: Runtime, fake: FakeTelegram) -> None:
+    uid = 1001
+    liked = some_paper(rt.store)
+
+    async def day() -> None:
+        async with running(rt) as app:
+            assert {c["command"] for c in fake.commands} >= {"start", "similar", "classify", "digest", "export"}
+            fake.send_text(uid, "/start", name="Ada")
+            [hello] = await fake.replies(uid, 1)
+            assert "Hi Ada" in hello.text and "/follow" in hello.text
+            # follow from the menu: field, then category (the message is edited in place)
+            cb = fake.press(uid, hello, hello.button("Computer Science"))
+            await fake.answer_of(cb)
+            await fake.until(lambda: "cs.LG Machine Learning" in hello.text, what="category menu")
+            cb = fake.press(uid, hello, hello.button("cs.LG"))
+            assert "Following cs.LG" in (await fake.answer_of(cb))["text"]
+            await fake.until(lambda: "✓ cs.LG" in hello.text, what="tick")
+            fake.send_text(uid, f"/like https://arxiv.org/abs/{liked}v2")
+            [_, like] = await fake.replies(uid, 2)
+            assert f"Liked {liked}" in like.text
+            fake.send_text(uid, "/settings timezone europe/berlin")
+            fake.send_text(uid, "/settings hour 9")
+            msgs = await fake.replies(uid, 4)
+            assert "09:00 Europe/Berlin" in msgs[-1].text
+            assert rt.store.get_user(uid).categories == ["cs.LG"]
+
+            deliverer = Deliverer(rt, app.bot)
+            early = await deliverer.run(now=datetime(2026, 6, 30, 6, 30, tzinfo=UTC))  # 08:30 in Berlin
+            assert early.due == 0
+            report = await deliverer.run(now=datetime(2026, 6, 30, 7, 0, 30, tzinfo=UTC))  # 09:00:30 Berlin
+            assert report.sent == 1 and report.failed == 0
+            digest = (await fake.replies(uid, 5))[-1]
+            assert digest.text.startswith(f"Your arXiv digest for {LATEST}")
+            assert "1. " in digest.text and "↳ " in digest.text
+            assert all(len(d.encode()) <= 64 for d in digest.callback_data())
+            first_id = digest.button("👍 1").split(":", 2)[2]
+            assert rt.store.delivered_ids(uid, LATEST)
+            # like from the button, twice: the second press changes nothing and breaks nothing
+            cb = fake.press(uid, digest, digest.button("👍 1"))
+            assert "Liked" in (await fake.answer_of(cb))["text"]
+            await fake.until(lambda: digest.button("✅ 1"), what="liked label")
+            cb = fake.press(uid, digest, digest.button("✅ 1"))
+            assert "already" in (await fake.answer_of(cb))["text"]
+            assert first_id in rt.store.liked_ids(uid)
+            # more like this
+            cb = fake.press(uid, digest, digest.button("🔎 more like 1"))
+            similar = (await fake.replies(uid, 6))[-1]
+            assert similar.text.startswith(f"Close to {first_id}")
+            # the next run sends nothing twice
+            again = await deliverer.run(now=datetime(2026, 6, 30, 8, 0, tzinfo=UTC))
+            assert again.due == 0
+            fake.send_text(uid, f"/classify {liked}")
+            cls = (await fake.replies(uid, 7))[-1]
+            assert "Categories for" in cls.text and "%" in cls.text
+            fake.send_text(uid, "/export")
+            msgs = await fake.replies(uid, 9)
+            doc = msgs[-1].document
+            assert doc is not None and doc[0].endswith(".bib") and b"@misc{" in doc[1]
+            assert liked.encode() in doc[1] and first_id.encode() in doc[1]
+            # a day without an announcement: told once, not every hour
+            quiet = await deliverer.run(now=datetime(2026, 7, 1, 7, 5, tzinfo=UTC))
+            assert quiet.notices == 1
+            assert "No new arXiv papers" in fake.messages(uid)[-1].text
+            later = await deliverer.run(now=datetime(2026, 7, 1, 8, 5, tzinfo=UTC))
+            assert later.due == 0
+        assert not [e for e in fake.errors if e[1] == 400], fake.errors
+        assert fake.rate_violations == 0
+
+    run(day())
+
+
+BAD_INPUTS = [
+    ("/like", "Give one or more arXiv ids"),
+    ("/like 1234.5", "is not an arXiv id"),
+    ("/like 2613.00001", "month 13 does not exist"),
+    ("/follow cs.XX", "unknown arXiv category"),
+    ("/settings timezone Mars/Olympus", "don't know the timezone"),
+    ("/settings hour 24", "0 to 23"),
+    ("/settings size 0", "1 to 20"),
+    ("/settings colour blue", "no setting"),
+    ("/similar", "Give an arXiv id"),
+    ("/similar " + "x" * 10_000, "10,000 characters"),
+    ("/classify", "Give an arXiv id"),
+    ("/interests " + "y" * 600, "under 500"),
+    ("/frobnicate", "don't know /frobnicate"),
+    ("/likes abc", "page number"),
+    ("/unfollow", "follow no categories"),
+]
+
+
+def test_bad_input_always_gets_a_helpful_reply(rt: Runtime, fake: FakeTelegram) -> None:
+    uid = 2002
+
+    async def go() -> None:
+        async with running(rt):
+            for k, (text, expected) in enumerate(BAD_INPUTS, 1):
+                fake.send_text(uid, text)
+                got = (await fake.replies(uid, k))[-1].text
+                assert expected.lower() in got.lower(), (text, got)
+                assert "Traceback" not in got
+            n = len(BAD_INPUTS)
+            fake.send_text(uid, "/start", chat_type="group")
+            group = await fake.replies(-uid - 1_000_000, 1)
+            assert "private chats" in group[0].text
+            fake.send_text(uid, "/like 1706.03762", edited=True)
+            assert "edited" in (await fake.replies(uid, n + 1))[-1].text
+            fake.send_sticker(uid)
+            assert "stickers" in (await fake.replies(uid, n + 2))[-1].text
+            fake.send_text(uid, "hello")
+            assert "/help" in (await fake.replies(uid, n + 3))[-1].text
+        assert not [e for e in fake.errors if e[1] == 400], fake.errors
+
+    run(go())
+
+
+def test_long_replies_and_nasty_titles_are_split_and_escaped(rt: Runtime, fake: FakeTelegram) -> None:
+    uid = 3003
+    nasty = "<script> & *bold* _it_ $x<y$ </b> &amp; a>b"
+    rt.store.conn.execute("UPDATE papers SET title = ? || title", (nasty + " ",))
+
+    async def go() -> None:
+        async with running(rt):
+            fake.send_text(uid, "/help")
+            fake.send_text(uid, "/similar neural networks learning training 20")
+            msgs = await fake.replies(uid, 3)
+            assert any("<script> & *bold*" in m.text for m in msgs)
+            assert all(len(m.text) <= 4096 for m in msgs)
+            # 20 results with long titles do not fit one message: split, each piece valid HTML
+            fake.send_text(uid, "/follow cs.LG cs.AI cs.CL cs.CV stat.ML")
+            for k in range(1, 60):
+                rt.store.set_feedback(uid, rt.store.announced_ids(LATEST)[k], 1)
+            fake.send_text(uid, "/likes 2")
+            await fake.until(lambda: any(m.text.startswith("Your likes") for m in fake.messages(uid)))
+        assert not [e for e in fake.errors if e[1] == 400], fake.errors
+
+    run(go())
