@@ -140,7 +140,12 @@ class Commands:
 
     @cached_property
     def engine(self) -> Any:
-        return self._engine_factory()
+        try:
+            return self._engine_factory()
+        except Exception:
+            log.exception("the recommender engine could not be loaded")
+            raise UserError("Recommendations are not available right now (the engine could not be loaded); "
+                            "the operator has been told.") from None
 
     @cached_property
     def classifier(self) -> Any:

@@ -122,7 +122,7 @@ def prepare(settings: Settings, store: Store, commands: Commands, progress: bool
     try:
         embed_missing = commands.engine.embed_missing
     except Exception:  # the engine is optional for browsing; commands that need it say so
-        log.exception("the recommender engine could not be loaded")
+        log.warning("the recommender engine is not available; /similar and /digest will say so")
         return
     try:
         embed_missing(progress=progress)
@@ -130,10 +130,23 @@ def prepare(settings: Settings, store: Store, commands: Commands, progress: bool
         embed_missing()
 
 
+def quiet_logging(home: Path) -> None:
+    """Keep the terminal for the chat: log INFO to ``<home>/bot.log``, only warnings to stderr."""
+    root = logging.getLogger()
+    for h in root.handlers:
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+            h.setLevel(max(h.level, logging.WARNING))
+    handler = logging.FileHandler(home / "bot.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(min(root.level or logging.INFO, logging.INFO))
+
+
 def run_console(settings: Settings, stdin: IO[str] | None = None, out: IO[str] | None = None) -> int:
     stdin = stdin or sys.stdin
     out = out or sys.stdout
     settings.ensure_home()
+    quiet_logging(settings.home)
     store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
     try:
         commands = Commands(settings, store)

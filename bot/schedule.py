@@ -5,7 +5,8 @@ of their local digest hour (``mark``) is at or after the moment that announcemen
 ingestion run. So a digest goes out at the first local hour after arXiv announced (a Tokyo user at 08:00
 gets the listing announced at 09:00 the next morning, a Pacific user the same morning), and a bot that was
 down at the hour catches up at once. When the hour comes and nothing was announced during the day before
-it (Fridays, Saturdays, holidays, a late arXiv), the user gets one notice for that local date, never more.
+it (the latest listing was already due at their previous hour: Fridays, Saturdays, holidays, a late arXiv),
+the user gets one notice for that local date, never more.
 Users who are paused, blocked, without a chat, or without any profile (no categories, interests or likes)
 are skipped. Everything here takes plain values, so it is tested without a clock or a database.
 """
@@ -21,7 +22,6 @@ from recommender.store import Store, User
 log = logging.getLogger(__name__)
 
 UTC = timezone.utc
-QUIET_BEFORE_NOTICE = timedelta(hours=23)
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,8 @@ def due(users: list[User], now: datetime, latest: str | None, first_seen: dateti
             out.append(Due(u, "digest", latest, last))  # type: ignore[arg-type]
             continue
         local_day = mark.date().isoformat()
-        quiet = first_seen is None or first_seen <= mark - QUIET_BEFORE_NOTICE
+        previous = last_mark(mark - timedelta(seconds=1), u.timezone, u.digest_hour)
+        quiet = first_seen is None or first_seen <= previous  # the latest listing was already due last time
         if not fresh and quiet and last is not None and (u.id, local_day) not in noticed:
             out.append(Due(u, "notice", local_day, last))
     return out
