@@ -1,0 +1,195 @@
+"""Benchmark: the bot under load against the fake Bot API server (tests/fake_telegram.py) on 127.0.0.1.
+
+1. Reply latency: ``--users`` simulated users (default 50) send commands concurrently for ``--rounds`` rounds
+   (each user waits for its reply, then thinks 0.5-1.5 s); for each command: p50/p95 of the end-to-end
+   latency (update queued at the fake server -> reply received by it, through real python-telegram-bot long
+   polling) and of the command's own compute time in the bot's worker (what "excluding the network" means).
+2. Delivery: ``--delivery-users`` users (default 10,000) get their digest in one run: wall time, messages/s
+   against Telegram's 30/s limit, and how many 429s the fake server had to answer (should be 0).
+
+Uses the real engine and classifier when they are installed, else the lexical stand-ins of the tests (the
+figures say which). Prints the figures and writes ``bench/results/bot.json``. Usage:
+``python bench/bench_bot.py [--users 50] [--rounds 4] [--delivery-users 10000]``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.commands import Commands  # noqa: E402
+from bot.telegram import Deliverer, Runtime, build_application, running  # noqa: E402
+from recommender.importer import import_file  # noqa: E402
+from recommender.pipeline import ensure_demo_corpus  # noqa: E402
+from recommender.store import Store  # noqa: E402
+from tests.bot_fixtures import KeywordClassifier, LexicalEngine, bot_settings  # noqa: E402
+from tests.fake_telegram import FakeTelegram  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+class TimedCommands(Commands):
+    """Commands that record how long each one took in the worker."""
+
+    timings: dict[str, list[float]]
+
+    def handle(self, caller, text):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        try:
+            return super().handle(caller, text)
+        finally:
+            name = text.split()[0] if text.startswith("/") else "(text)"
+            self.timings.setdefault(name, []).append(time.perf_counter() - t0)
+
+
+def make_commands(settings, store, real: bool) -> tuple[TimedCommands, str]:  # type: ignore[no-untyped-def]
+    kind = "lexical stand-in"
+    cmds = TimedCommands(settings, store)
+    if real:
+        try:
+            cmds.engine.embed_missing(progress=True)
+            kind = "real engine"
+        except Exception as exc:  # noqa: BLE001
+            print(f"real engine unavailable ({exc}); using the lexical stand-in")
+            cmds = TimedCommands(settings, store, engine_factory=lambda: LexicalEngine(store),
+                                 classifier_factory=KeywordClassifier)
+    else:
+        cmds = TimedCommands(settings, store, engine_factory=lambda: LexicalEngine(store),
+                             classifier_factory=KeywordClassifier)
+    try:
+        cmds.classifier
+    except Exception:  # noqa: BLE001
+        cmds._classifier_factory = KeywordClassifier  # type: ignore[method-assign]
+        cmds.__dict__.pop("classifier", None)
+    cmds.timings = {}
+    return cmds, kind
+
+
+async def latency(rt: Runtime, fake: FakeTelegram, users: int, rounds: int, ids: list[str]) -> dict:
+    scripts = ["/similar {id}", "/similar diffusion models for protein structure 5", "/classify {id}",
+               "/like {id}", "/digest", "/likes", "/settings", "/help"]
+    e2e: dict[str, list[float]] = {}
+
+    async def user(uid: int) -> None:
+        rng = random.Random(uid)
+        fake.send_text(uid, "/follow cs.LG cs.CL")
+        await fake.replies(uid, 1, timeout=120)
+        await asyncio.sleep(rng.uniform(0.5, 1.5))
+        for _ in range(rounds):
+            for tmpl in scripts:
+                text = tmpl.format(id=rng.choice(ids))
+                before = len(fake.messages(uid))
+                t0 = time.perf_counter()
+                fake.send_text(uid, text)
+                await fake.until(lambda: len(fake.chats.get(uid, [])) > before, timeout=120)
+                e2e.setdefault(text.split()[0], []).append(time.perf_counter() - t0)
+                await asyncio.sleep(rng.uniform(0.5, 1.5))
+
+    async with running(rt):
+        t0 = time.perf_counter()
+        await asyncio.gather(*(user(500_000 + k) for k in range(users)))
+        wall = time.perf_counter() - t0
+    compute = rt.commands.timings  # type: ignore[attr-defined]
+    out = {}
+    for name in sorted(e2e):
+        out[name] = {"n": len(e2e[name]), "e2e_p50_ms": round(pct(e2e[name], .5) * 1000, 1),
+                     "e2e_p95_ms": round(pct(e2e[name], .95) * 1000, 1),
+                     "compute_p50_ms": round(pct(compute.get(name, []), .5) * 1000, 1),
+                     "compute_p95_ms": round(pct(compute.get(name, []), .95) * 1000, 1)}
+    return {"users": users, "rounds": rounds, "wall_s": round(wall, 1), "commands": out}
+
+
+async def delivery(rt: Runtime, fake: FakeTelegram, n: int) -> dict:
+    store = rt.store
+    with store.transaction():
+        for k in range(n):
+            uid = 1_000_000 + k
+            store.conn.execute("INSERT OR IGNORE INTO users (id, chat_id, timezone, digest_hour, interests) "
+                               "VALUES (?, ?, 'UTC', 12, ?)", (uid, uid, random.choice(
+                                   ["language models", "graph neural networks", "reinforcement learning",
+                                    "computer vision transformers", "causal inference"])))
+            store.conn.execute("INSERT OR IGNORE INTO user_categories VALUES (?, 'cs.LG')", (uid,))
+    latest = store.latest_announcement()
+    now = datetime.fromisoformat(latest).replace(hour=12, minute=0, second=30, tzinfo=timezone.utc)
+    app = build_application(rt)
+    async with app:
+        t0 = time.perf_counter()
+        report = await Deliverer(rt, app.bot, concurrency=64).run(now=now)
+        wall = time.perf_counter() - t0
+    return {"users": n, "digests": report.sent, "empty": report.empty, "failed": report.failed,
+            "messages": report.messages, "wall_s": round(wall, 1),
+            "messages_per_s": round(report.messages / wall, 2) if wall else None,
+            "limit_per_s": 30, "http_429_from_fake": sum(1 for e in fake.errors if e[1] == 429),
+            "rate_violations": fake.rate_violations}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--delivery-users", type=int, default=10_000)
+    ap.add_argument("--lexical", action="store_true", help="use the lexical stand-ins, not the real models")
+    args = ap.parse_args()
+    import logging
+    logging.basicConfig(level=logging.WARNING)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-bot-"))
+    results: dict = {}
+    try:
+        with FakeTelegram() as fake:
+            settings = bot_settings(tmp, fake.base_url)
+            settings.ensure_home()
+            cache = ROOT / "var"  # reuse the demo state (and its vectors) of `make run` when present
+            if (cache / "arxiv_digest.sqlite").is_file() and not args.lexical:
+                shutil.copytree(cache, settings.home, dirs_exist_ok=True)
+            store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
+            ensure_demo_corpus(settings, store, progress=False)
+            cmds, kind = make_commands(settings, store, real=not args.lexical)
+            rt = Runtime(settings, store, cmds)
+            latest = store.latest_announcement()
+            ids = store.announced_ids(latest, categories=["cs.LG"])[:200]
+            results["engine"] = kind
+            results["papers"] = store.count_papers()
+            print(f"{results['papers']} papers, {kind}; latency with {args.users} users x {args.rounds} rounds")
+            results["latency"] = asyncio.run(latency(rt, fake, args.users, args.rounds, ids))
+            for name, v in results["latency"]["commands"].items():
+                print(f"  {name:10} n={v['n']:4}  end-to-end p50 {v['e2e_p50_ms']:7.1f} ms  p95 "
+                      f"{v['e2e_p95_ms']:7.1f} ms   compute p50 {v['compute_p50_ms']:6.1f} ms  p95 "
+                      f"{v['compute_p95_ms']:6.1f} ms")
+            if args.delivery_users:
+                fake.errors.clear()
+                print(f"delivery run to {args.delivery_users} users ...")
+                results["delivery"] = asyncio.run(delivery(rt, fake, args.delivery_users))
+                d = results["delivery"]
+                print(f"  {d['digests']} digests, {d['messages']} messages in {d['wall_s']} s = "
+                      f"{d['messages_per_s']} msg/s (limit 30/s); 429s: {d['http_429_from_fake']}, failed: "
+                      f"{d['failed']}")
+            rt.close()
+            store.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bot.json").write_text(json.dumps(results, indent=2))
+    print(f"wrote {RESULTS / 'bot.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
