@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import threading
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -245,7 +246,8 @@ def export_onnx(path: str, export_dir: Path) -> Path:
     tmp = export_dir / "model.onnx.tmp"
     axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
             "token_type_ids": {0: "batch", 1: "seq"}, "embedding": {0: "batch"}}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer chatter
         kwargs = dict(input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["embedding"],
                       dynamic_axes=axes, opset_version=17, do_constant_folding=True)
         try:

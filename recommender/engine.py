@@ -1,0 +1,249 @@
+"""The recommender's front door: similar papers, ad-hoc recommendations, a user's daily digest, embedding.
+
+:class:`Engine` ties the store, the embedder and the vector index together; the bot and the command line call
+only this. The embedder and the index load on first use (the ONNX export, if needed, happens then), behind a
+lock, so one Engine can serve the threads of one process. Papers the store lacks are fetched from arXiv
+(:meth:`Engine.ensure_papers`), stored and embedded. The vectors of the current model live in their own
+directory under ``vectors_dir``; the model key last used is kept in the store's meta table, so a model change is
+noticed, logged and answered by embedding every paper again for the new model (never a silent mix).
+
+Scores are in cosine units (see :mod:`recommender.profile`). A user who follows categories but has neither likes
+nor interests gets the day's papers ranked by closeness to the names of those categories, without the
+minimum-score threshold (there is no personal signal to measure against yet).
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .config import Settings
+from .digest import Ranked, digest_candidates, rank
+from .embed import Embedder, _slug, load_embedder, paper_text
+from .ids import InvalidArxivId, parse_arxiv_id
+from .models import Paper
+from .profile import Profile, ScoringParams
+from .vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+META_KEY = "embedding_model"
+EMBED_CHUNK = 512
+# text that is meant as an id: digits.digits, old-style archive/NNNNNNN, or an arXiv link
+_ID_LIKE = re.compile(r"^\s*(?:arxiv:|https?://|(?:www\.|export\.)?arxiv\.org/)?\S*(?:\d{4}\.\d+|[a-z\-]+(?:\.[A-Z]{2})?/\d{5,})"
+                      r"(?:v\d+)?(?:\.pdf)?/?\s*$", re.IGNORECASE)
+
+
+@dataclass
+class Recommendation:
+    paper: Paper
+    score: float
+    why: str
+    nearest_id: str | None = None  # liked (or queried) paper behind it; None for a text/interest match
+    nearest_cos: float | None = None
+
+
+@dataclass
+class Engine:
+    """Recommendations over one store. ``embedder``, ``client`` and ``params`` may be injected (tests)."""
+
+    settings: Settings
+    store: object  # recommender.store.Store
+    embedder: Embedder | None = None
+    client: object | None = None  # recommender.arxiv.ArxivClient
+    params: ScoringParams = field(default_factory=ScoringParams)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.RLock()
+        self._index: VectorIndex | None = None
+
+    # -- lazy parts -------------------------------------------------------------------------------------
+    def _embedder(self) -> Embedder:
+        with self._lock:
+            if self.embedder is None:
+                self.embedder = load_embedder(self.settings)
+                log.info("embedder: %s (%s)", self.embedder.key, self.embedder.backend)
+            return self.embedder
+
+    @property
+    def index(self) -> VectorIndex:
+        """The vector index of the current model (checks for a model change on first use)."""
+        with self._lock:
+            if self._index is None:
+                emb = self._embedder()
+                previous = self.store.get_meta(META_KEY)
+                if previous and previous != emb.key:
+                    log.warning("embedding model changed from %s to %s: papers will be embedded again "
+                                "(run `arxiv-digest embed`)", previous, emb.key)
+                self._index = VectorIndex(self.settings.vectors_dir / _slug(emb.key), emb.key, emb.dim)
+                if previous != emb.key:
+                    self.store.set_meta(META_KEY, emb.key)
+            return self._index
+
+    def _client(self):
+        if self.client is None:
+            from .arxiv import ArxivClient
+
+            self.client = ArxivClient(self.settings)
+        return self.client
+
+    # -- embedding --------------------------------------------------------------------------------------
+    def embed_missing(self, progress: bool = True) -> int:
+        """Embed every stored paper without a vector for the current model; returns how many were embedded."""
+        index = self.index
+        missing = index.missing(self.store.paper_ids())
+        if missing:
+            log.info("embedding %d papers with %s", len(missing), index.key)
+            self._embed_ids(missing, progress)
+        return len(missing)
+
+    def _embed_ids(self, ids: Sequence[str], progress: bool = False) -> None:
+        emb, index = self._embedder(), self.index
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(ids), desc="embedding", unit="paper")
+        for start in range(0, len(ids), EMBED_CHUNK):
+            papers = list(self.store.iter_papers(ids=ids[start:start + EMBED_CHUNK]))
+            if papers:
+                with self._lock:
+                    vecs = emb.encode([paper_text(p) for p in papers], batch_size=32)
+                index.add([p.id for p in papers], vecs)
+            if bar is not None:
+                bar.update(min(EMBED_CHUNK, len(ids) - start))
+        if bar is not None:
+            bar.close()
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """Vectors of stored papers, embedding on the spot those that lack one."""
+        lacking = self.index.missing(ids)
+        if lacking:
+            self._embed_ids(lacking)
+        return self.index.get(list(ids))
+
+    def embed_text(self, text: str) -> np.ndarray:
+        emb = self._embedder()
+        with self._lock:
+            return emb.encode_one(text)
+
+    # -- papers -----------------------------------------------------------------------------------------
+    def ensure_papers(self, ids: Iterable[str]) -> dict[str, Paper]:
+        """Papers by id, fetching from arXiv, storing and embedding those the store lacks.
+
+        Raises :class:`InvalidArxivId` for text that is no id and :class:`LookupError` naming the ids
+        arXiv does not know (or that could not be fetched).
+        """
+        wanted = list(dict.fromkeys(parse_arxiv_id(i).id for i in ids))
+        found = self.store.get_papers(wanted)
+        lacking = [i for i in wanted if i not in found]
+        if lacking:
+            try:
+                fetched = self._client().fetch_by_ids(lacking)
+            except Exception as exc:  # network or arXiv errors: tell the caller which ids are unknown
+                raise LookupError(f"could not fetch {', '.join(lacking)} from arXiv: {exc}") from exc
+            fetched = [p for p in fetched if p.id in set(lacking)]
+            if fetched:
+                for p in fetched:  # a looked-up paper is not a new paper of any day
+                    p.announced, p.announce_type = None, None
+                self.store.upsert_papers(fetched)
+                found.update(self.store.get_papers([p.id for p in fetched]))
+            unknown = [i for i in lacking if i not in found]
+            if unknown:
+                raise LookupError(f"arXiv does not know {', '.join(unknown)}")
+        self.vectors(wanted)
+        return found
+
+    # -- profiles ---------------------------------------------------------------------------------------
+    def profile(self, likes: Sequence[str] = (), dislikes: Sequence[str] = (), interests: str = "",
+                fetch: bool = True) -> Profile:
+        """A profile from liked/disliked ids and interest text. ``fetch=False`` skips ids the store lacks."""
+        likes = list(dict.fromkeys(parse_arxiv_id(i).id for i in likes))
+        dislikes = [i for i in dict.fromkeys(parse_arxiv_id(i).id for i in dislikes) if i not in likes]
+        if fetch:
+            self.ensure_papers(likes + dislikes)
+        else:
+            have = self.store.get_papers(likes + dislikes)
+            likes = [i for i in likes if i in have]
+            dislikes = [i for i in dislikes if i in have]
+        interests = (interests or "").strip()
+        return Profile(
+            like_ids=likes, likes=self.vectors(likes) if likes else None,
+            dislike_ids=dislikes, dislikes=self.vectors(dislikes) if dislikes else None,
+            interest=interests, interest_vec=self.embed_text(interests) if interests else None,
+        )
+
+    def _recommendations(self, ranked: list[Ranked]) -> list[Recommendation]:
+        papers = self.store.get_papers([r.paper_id for r in ranked])
+        return [Recommendation(papers[r.paper_id], r.score, r.why, r.nearest_id, r.nearest_cos)
+                for r in ranked if r.paper_id in papers]
+
+    # -- public API -------------------------------------------------------------------------------------
+    def similar(self, query: str, n: int = 10) -> list[Recommendation]:
+        """Nearest stored papers to an arXiv id/link (excluding itself) or to a free text."""
+        query = (query or "").strip()
+        if not query:
+            raise ValueError("give an arXiv id, a link or some text")
+        if _ID_LIKE.match(query):
+            pid = parse_arxiv_id(query).id  # InvalidArxivId for a malformed id
+            self.ensure_papers([pid])
+            vec = self.index.get([pid])[0]
+            hits = self.index.search(vec, n, exclude={pid})
+            why = lambda cos: f"close to {pid} (cos {cos:.2f})"  # noqa: E731
+            nearest: str | None = pid
+        else:
+            vec = self.embed_text(query)
+            hits = self.index.search(vec, n)
+            shown = query if len(query) <= 60 else query[:57] + "..."
+            why = lambda cos: f"matches \u201c{shown}\u201d (cos {cos:.2f})"  # noqa: E731
+            nearest = None
+        ranked = [Ranked(h, s, nearest, s, why(s)) for h, s in hits]
+        return self._recommendations(ranked)
+
+    def recommend(self, likes: Sequence[str], dislikes: Sequence[str] = (), interests: str = "",
+                  candidates: Sequence[str] | None = None, n: int = 10, min_score: float | None = None,
+                  exclude: set[str] = frozenset()) -> list[Recommendation]:
+        """Rank ``candidates`` (None: every stored paper) for an ad-hoc profile; liked, disliked and
+        ``exclude``d ids never come back. ``min_score`` None means no threshold."""
+        prof = self.profile(likes, dislikes, interests)
+        if prof.empty:
+            return []
+        skip = set(exclude) | set(prof.like_ids) | set(prof.dislike_ids)
+        if candidates is None:
+            ids, vecs = self.index.ids, self.index.matrix
+        else:
+            ids = [c for c in dict.fromkeys(candidates) if c not in skip]
+            have = self.store.get_papers(ids)
+            ids = [c for c in ids if c in have]
+            vecs = self.vectors(ids)
+        return self._recommendations(rank(prof, ids, vecs, n, min_score, skip, self.params))
+
+    def digest(self, user_id: int, day: str, n: int | None = None) -> list[Recommendation]:
+        """``user_id``'s digest for announcement day ``day`` (see :func:`digest_candidates` for the rules)."""
+        user = self.store.get_user(user_id)
+        if user is None:
+            raise LookupError(f"no user {user_id}")
+        size = user.digest_size if n is None else n
+        cands = digest_candidates(self.store, user.id, day, user.categories, user.cross_lists)
+        if not cands or size <= 0:
+            return []
+        prof = self.profile(self.store.liked_ids(user.id), self.store.disliked_ids(user.id), user.interests,
+                            fetch=False)
+        min_score: float | None = user.min_score
+        category_only = False
+        if prof.empty and user.categories:
+            names = self.store.category_names()
+            text = "; ".join(names.get(c, c) for c in user.categories)
+            prof = Profile(interest=text, interest_vec=self.embed_text(text))
+            min_score, category_only = None, True
+        if prof.empty:
+            return []
+        ranked = rank(prof, cands, self.vectors(cands), size, min_score, params=self.params)
+        if category_only:
+            for r in ranked:
+                r.why = "new in the categories you follow"
+        return self._recommendations(ranked)

@@ -1,0 +1,366 @@
+"""Offline evaluation of the recommender on the real corpus: the author proxy and the category proxy.
+
+No like-logs are public, so the standard proxy stands in: an author's earlier papers are their "likes" and
+their papers announced later are what they would want. Protocol (fixed seed, see ``docs/recommender_eval.md``):
+the last ``test_days`` announcement days with at least ``min_day_papers`` papers are the test window and its
+first day the cut; an eligible author has >= ``min_likes`` papers announced before the cut (the most recent
+``max_likes`` are kept) and >= 1 in the window, and at most ``max_author_papers`` papers overall (very common
+name strings are several people). Each (author, window day with one of their papers) is one query: rank all
+papers announced that day; the author's papers of that day are the relevant ones. The category proxy does the
+same with ``cat_likes`` random earlier papers of a primary category as likes and that day's papers of that
+primary category as relevant. Authors are split by a hash of their name into a dev half (used to choose
+parameters) and a test half (reported). Only the papers these queries need are embedded (window days + likes +
+background sample), cached under ``<home>/eval/`` so a rerun does not redo them.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from .config import Settings
+from .embed import Embedder, load_embedder, paper_text, _slug
+from .vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalConfig:
+    corpus: Path = Path("../shared/data/arxiv_corpus.jsonl.gz")
+    seed: int = 13
+    test_days: int = 8
+    min_day_papers: int = 200
+    min_likes: int = 3
+    max_likes: int = 25
+    max_author_papers: int = 60
+    authors: int = 800
+    categories: int = 30
+    cat_likes: int = 20
+    background: int = 3000
+    k: int = 10
+
+
+@dataclass
+class Query:
+    kind: str  # author | category
+    name: str
+    day: str
+    likes: list[str]
+    relevant: list[str]
+    split: str = "test"  # dev | test
+
+
+@dataclass
+class EvalData:
+    config: EvalConfig
+    papers: dict[str, dict]
+    days: dict[str, list[str]]  # window day -> candidate ids
+    queries: list[Query]
+    background: list[str]
+    cut: str
+
+    def needed_ids(self) -> list[str]:
+        ids: dict[str, None] = {}
+        for d in sorted(self.days):
+            ids.update(dict.fromkeys(self.days[d]))
+        for q in self.queries:
+            ids.update(dict.fromkeys(q.likes))
+        ids.update(dict.fromkeys(self.background))
+        return list(ids)
+
+
+def iter_corpus_dicts(path: Path) -> Iterator[dict]:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                yield json.loads(line)
+
+
+def _split_of(name: str) -> str:
+    return "dev" if int(hashlib.sha1(name.encode()).hexdigest(), 16) % 2 == 0 else "test"
+
+
+def build_eval_data(cfg: EvalConfig) -> EvalData:
+    """Select the window, the queries and the background sample from the corpus (deterministic)."""
+    rng = random.Random(cfg.seed)
+    papers: dict[str, dict] = {}
+    for d in iter_corpus_dicts(cfg.corpus):
+        if d.get("announced"):
+            papers[d["id"]] = {"id": d["id"], "title": d["title"], "abstract": d["abstract"],
+                               "authors": d["authors"] if isinstance(d["authors"], list) else [],
+                               "primary": d.get("primary_category") or (d.get("categories") or [None])[0],
+                               "categories": d.get("categories") or [], "announced": d["announced"]}
+    by_day: dict[str, list[str]] = defaultdict(list)
+    for pid, p in papers.items():
+        by_day[p["announced"]].append(pid)
+    big_days = [d for d in sorted(by_day) if len(by_day[d]) >= cfg.min_day_papers]
+    window = big_days[-cfg.test_days:]
+    cut = window[0]
+    days = {d: sorted(by_day[d]) for d in window}
+    window_set = set(window)
+
+    by_author: dict[str, list[str]] = defaultdict(list)
+    for pid, p in papers.items():
+        for a in p["authors"]:
+            by_author[a].append(pid)
+    queries: list[Query] = []
+    eligible = []
+    for name, pids in by_author.items():
+        if len(pids) < cfg.min_likes + 1 or len(pids) > cfg.max_author_papers:
+            continue
+        before = [x for x in pids if papers[x]["announced"] < cut]
+        after = [x for x in pids if papers[x]["announced"] in window_set]
+        if len(before) >= cfg.min_likes and after:
+            eligible.append(name)
+    eligible.sort()
+    chosen = rng.sample(eligible, min(cfg.authors, len(eligible)))
+    for name in chosen:
+        pids = by_author[name]
+        before = sorted((x for x in pids if papers[x]["announced"] < cut),
+                        key=lambda x: (papers[x]["announced"], x))[-cfg.max_likes:]
+        rel_by_day: dict[str, list[str]] = defaultdict(list)
+        for x in pids:
+            if papers[x]["announced"] in window_set:
+                rel_by_day[papers[x]["announced"]].append(x)
+        for day in sorted(rel_by_day):
+            queries.append(Query("author", name, day, before, sorted(rel_by_day[day]), _split_of(name)))
+
+    by_cat_before: dict[str, list[str]] = defaultdict(list)
+    by_cat_day: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for pid, p in papers.items():
+        if p["announced"] < cut:
+            by_cat_before[p["primary"]].append(pid)
+        elif p["announced"] in window_set:
+            by_cat_day[(p["primary"], p["announced"])].append(pid)
+    cat_window = defaultdict(int)
+    for (c, _), v in by_cat_day.items():
+        cat_window[c] += len(v)
+    cats = sorted(c for c in cat_window if cat_window[c] >= 20 and len(by_cat_before.get(c, [])) >= 100)
+    for c in rng.sample(cats, min(cfg.categories, len(cats))):
+        likes = sorted(rng.sample(sorted(by_cat_before[c]), cfg.cat_likes))
+        for day in window:
+            rel = sorted(by_cat_day.get((c, day), []))
+            if rel:
+                queries.append(Query("category", c, day, likes, rel, _split_of(c)))
+
+    pre_cut = sorted(pid for pid, p in papers.items() if p["announced"] < cut)
+    background = sorted(rng.sample(pre_cut, min(cfg.background, len(pre_cut))))
+    return EvalData(cfg, papers, days, queries, background, cut)
+
+
+def eval_index(settings: Settings, embedder: Embedder) -> VectorIndex:
+    return VectorIndex(settings.home / "eval" / "vectors" / _slug(embedder.key), embedder.key, embedder.dim)
+
+
+def embed_needed(data: EvalData, embedder: Embedder, index: VectorIndex, chunk: int = 256,
+                 progress: bool = True) -> int:
+    """Embed the papers the evaluation needs that the cache lacks, checkpointing every ``chunk`` papers."""
+    todo = index.missing(data.needed_ids())
+    if not todo:
+        return 0
+    log.info("embedding %d papers for the evaluation (%d cached)", len(todo), len(index))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="eval embed", unit="paper")
+    for start in range(0, len(todo), chunk):
+        ids = todo[start:start + chunk]
+        vecs = embedder.encode([paper_text(data.papers[i]) for i in ids], batch_size=32)
+        index.add(ids, vecs)
+        if bar is not None:
+            bar.update(len(ids))
+    if bar is not None:
+        bar.close()
+    index.compact()
+    return len(todo)
+
+
+# -- metrics --------------------------------------------------------------------------------------------
+
+def metrics_for(ranked: Sequence[str], relevant: set[str], k: int = 10) -> dict[str, float]:
+    """recall@k, MRR (first relevant) and nDCG@k (binary gains) of one ranking."""
+    hits = [1.0 if pid in relevant else 0.0 for pid in ranked]
+    first = next((i for i, h in enumerate(hits) if h), None)
+    dcg = sum(h / math.log2(i + 2) for i, h in enumerate(hits[:k]))
+    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(relevant), k)))
+    return {
+        f"recall@{k}": sum(hits[:k]) / len(relevant) if relevant else 0.0,
+        "mrr": 1.0 / (first + 1) if first is not None else 0.0,
+        f"ndcg@{k}": dcg / ideal if ideal else 0.0,
+    }
+
+
+def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
+    if not rows:
+        return {}
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+# -- rankers --------------------------------------------------------------------------------------------
+
+Ranker = Callable[[Query, list[str]], np.ndarray]  # (query, candidate ids) -> scores aligned with ids
+
+
+def embedding_ranker(index: VectorIndex, params: "ScoringParams") -> Ranker:
+    from .profile import Profile, score
+
+    def rank(q: Query, cands: list[str]) -> np.ndarray:
+        prof = Profile(like_ids=q.likes, likes=index.get(q.likes))
+        return score(prof, index.get(cands), params).score
+
+    return rank
+
+
+def random_ranker(seed: int) -> Ranker:
+    def rank(q: Query, cands: list[str]) -> np.ndarray:
+        h = int(hashlib.sha1(f"{seed}|{q.kind}|{q.name}|{q.day}".encode()).hexdigest()[:8], 16)
+        return np.random.default_rng(h).random(len(cands))
+
+    return rank
+
+
+def svm_ranker(features: Callable[[list[str]], object], background: list[str], c: float) -> Ranker:
+    """A per-query linear SVM: likes against the background sample (arxiv-sanity-lite's recipe)."""
+    from sklearn.svm import LinearSVC
+
+    bg_x = features(background)
+
+    def rank(q: Query, cands: list[str]) -> np.ndarray:
+        import scipy.sparse as sp
+
+        likes = set(q.likes)
+        neg = [b for b in background if b not in likes]
+        pos_x = features(q.likes)
+        neg_x = bg_x if len(neg) == len(background) else features(neg)
+        x = sp.vstack([pos_x, neg_x]) if sp.issparse(pos_x) else np.vstack([pos_x, neg_x])
+        y = np.r_[np.ones(len(q.likes)), np.zeros(len(neg))]
+        clf = LinearSVC(C=c, class_weight="balanced", tol=1e-6, max_iter=10000)
+        clf.fit(x, y)
+        return clf.decision_function(features(cands))
+
+    return rank
+
+
+def tfidf_features(data: EvalData) -> Callable[[list[str]], object]:
+    """tf-idf (1-2 grams, sublinear tf) fitted on every paper the evaluation uses, as arxiv-sanity-lite does."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    ids = data.needed_ids()
+    vec = TfidfVectorizer(input="content", encoding="utf-8", decode_error="replace", strip_accents="unicode",
+                          lowercase=True, analyzer="word", stop_words="english",
+                          token_pattern=r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b", ngram_range=(1, 2),
+                          max_features=20000, norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=True,
+                          max_df=0.1, min_df=2)
+    x = vec.fit_transform([paper_text(data.papers[i]) for i in ids]).tocsr()
+    row = {pid: r for r, pid in enumerate(ids)}
+    return lambda pids: x[[row[p] for p in pids]]
+
+
+def run_rankers(data: EvalData, rankers: dict[str, Ranker], progress: bool = True
+                ) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """Mean metrics per ranker, per proxy (author/category), per split (dev/test)."""
+    k = data.config.k
+    rows: dict[tuple[str, str, str], list[dict[str, float]]] = defaultdict(list)
+    seconds: dict[str, float] = defaultdict(float)
+    it = data.queries
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="evaluate", unit="query")
+    for q in it:
+        cands = data.days[q.day]
+        rel = set(q.relevant)
+        for name, ranker in rankers.items():
+            t = time.perf_counter()
+            s = np.asarray(ranker(q, cands), dtype=np.float64)
+            order = np.argsort(-s, kind="stable")
+            seconds[name] += time.perf_counter() - t
+            ranked = [cands[i] for i in order]
+            rows[(name, q.kind, q.split)].append(metrics_for(ranked, rel, k))
+    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for (name, kind, split), r in rows.items():
+        m = mean_metrics(r)
+        m["queries"] = len(r)
+        out.setdefault(name, {}).setdefault(kind, {})[split] = m
+    for name in out:
+        out[name]["seconds"] = {"total": round(seconds[name], 2)}  # type: ignore[assignment]
+    return out
+
+
+# -- the whole evaluation -------------------------------------------------------------------------------
+
+def default_rankers(data: EvalData, index: VectorIndex, with_svm: bool = True) -> dict[str, Ranker]:
+    from .profile import ScoringParams
+
+    rankers: dict[str, Ranker] = {"random": random_ranker(data.config.seed),
+                                  "mean-of-likes": embedding_ranker(index, ScoringParams("mean"))}
+    rankers["max"] = embedding_ranker(index, ScoringParams("max"))
+    for k in (3, 5):
+        rankers[f"knn-{k}"] = embedding_ranker(index, ScoringParams("knn", k=k))
+    for tau in (0.02, 0.05, 0.1):
+        rankers[f"softmax-{tau}"] = embedding_ranker(index, ScoringParams("softmax", tau=tau))
+    if with_svm:
+        rankers["svm-embedding"] = svm_ranker(lambda ids: index.get(ids), data.background[:1000], c=0.1)
+        rankers["tfidf-svm"] = svm_ranker(tfidf_features(data), data.background, c=0.01)
+    return rankers
+
+
+def choose(results: dict, candidates: Sequence[str], metric: str = "ndcg@10") -> str:
+    """The candidate with the best dev-half score on the author proxy."""
+    return max(candidates, key=lambda name: results[name]["author"]["dev"][metric])
+
+
+def run_evaluation(settings: Settings, cfg: EvalConfig, embedder: Embedder | None = None,
+                   with_svm: bool = True, progress: bool = True) -> dict:
+    """Build the data, embed what is missing (cached), run every ranker; returns the report as a dict."""
+    t0 = time.time()
+    data = build_eval_data(cfg)
+    embedder = embedder or load_embedder(settings)
+    index = eval_index(settings, embedder)
+    embedded = embed_needed(data, embedder, index, progress=progress)
+    rankers = default_rankers(data, index, with_svm)
+    results = run_rankers(data, rankers, progress)
+    ours = [n for n in rankers if n.startswith(("softmax", "knn", "max"))]
+    chosen = choose(results, ours)
+    counts: dict[str, int] = defaultdict(int)
+    for q in data.queries:
+        counts[f"{q.kind}/{q.split}"] += 1
+    return {
+        "protocol": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+                     "cut": data.cut, "window_days": {d: len(v) for d, v in data.days.items()},
+                     "queries": dict(counts), "embedded_papers": len(data.needed_ids()),
+                     "embedder": embedder.key, "backend": embedder.backend},
+        "chosen": chosen,
+        "results": results,
+        "seconds": round(time.time() - t0, 1),
+        "newly_embedded": embedded,
+    }
+
+
+def markdown_table(report: dict, split: str = "test") -> str:
+    """A markdown table of every ranker's metrics on both proxies for one split."""
+    k = report["protocol"]["k"]
+    cols = [f"recall@{k}", "mrr", f"ndcg@{k}"]
+    lines = ["| method | " + " | ".join(f"author {c}" for c in cols) + " | "
+             + " | ".join(f"category {c}" for c in cols) + " |",
+             "|---" * (1 + 2 * len(cols)) + "|"]
+    for name, res in report["results"].items():
+        a, c = res.get("author", {}).get(split, {}), res.get("category", {}).get(split, {})
+        mark = " (chosen)" if name == report["chosen"] else ""
+        lines.append(f"| {name}{mark} | " + " | ".join(f"{a.get(m, float('nan')):.3f}" for m in cols) + " | "
+                     + " | ".join(f"{c.get(m, float('nan')):.3f}" for m in cols) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""User profiles from likes, dislikes and a free-text interest, and how a profile scores candidate papers.
+
+A :class:`Profile` holds the vectors of the liked and disliked papers and of the interest text. Scoring stays
+in cosine units, so one minimum-score threshold means the same thing for every user:
+
+- ``mean``: cosine to the mean of the liked vectors (the baseline the product started from);
+- ``max``: cosine to the nearest liked paper (or the interest);
+- ``knn``: mean cosine to the ``k`` nearest liked papers;
+- ``softmax`` (the default, chosen on the evaluation's dev half, see ``docs/recommender_eval.md``): a
+  softmax-weighted average of the cosines to every liked paper, temperature ``tau``: close to ``max`` for a
+  paper near one interest, but a paper near several liked papers ranks above one near a single outlier.
+  Several distinct interests are never averaged into a point between them.
+
+The free-text interest counts as one more "liked" item (its cosine is usually lower than a paper's, text
+against abstract). Dislikes push down: ``score -= dislike_weight * max(0, nearest_dislike_cos - dislike_floor)``,
+so a candidate close to a disliked paper loses rank while unrelated papers (cosine ~0.1) are untouched.
+Every score comes with its reason: the liked paper (or the interest) contributing most, and that cosine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+METHODS = ("softmax", "mean", "max", "knn")
+
+
+@dataclass
+class Profile:
+    like_ids: list[str] = field(default_factory=list)
+    likes: np.ndarray | None = None  # (L, d), unit rows
+    dislike_ids: list[str] = field(default_factory=list)
+    dislikes: np.ndarray | None = None  # (D, d)
+    interest: str = ""
+    interest_vec: np.ndarray | None = None  # (d,)
+
+    @property
+    def empty(self) -> bool:
+        return not self.like_ids and self.interest_vec is None
+
+    def positives(self) -> tuple[np.ndarray | None, list[str | None]]:
+        """Stacked positive vectors (likes then the interest) and their labels (paper id or None)."""
+        rows: list[np.ndarray] = []
+        labels: list[str | None] = []
+        if self.likes is not None and len(self.like_ids):
+            rows.append(np.asarray(self.likes, np.float32))
+            labels += list(self.like_ids)
+        if self.interest_vec is not None:
+            rows.append(np.asarray(self.interest_vec, np.float32)[None, :])
+            labels.append(None)
+        if not rows:
+            return None, []
+        return np.concatenate(rows), labels
+
+
+@dataclass
+class ScoringParams:
+    method: str = "softmax"
+    tau: float = 0.05
+    k: int = 3
+    dislike_weight: float = 0.6
+    dislike_floor: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown scoring method {self.method!r}; use one of {', '.join(METHODS)}")
+
+
+@dataclass
+class Scores:
+    """Scores of n candidates, with for each the positive item (index into the profile's labels) behind it."""
+
+    score: np.ndarray  # (n,)
+    nearest: np.ndarray  # (n,) index into labels, -1 if the profile is empty
+    nearest_cos: np.ndarray  # (n,)
+    labels: list[str | None]  # liked paper id, or None for the interest text
+
+
+def _l2(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def pool(sims: np.ndarray, params: ScoringParams) -> np.ndarray:
+    """Pool an (n, m) matrix of cosines to the m positive items into one score per row."""
+    if sims.shape[1] == 1 or params.method == "max":
+        return sims.max(axis=1)
+    if params.method == "knn":
+        k = min(params.k, sims.shape[1])
+        top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
+        return top.mean(axis=1)
+    if params.method == "softmax":
+        z = sims / params.tau
+        z -= z.max(axis=1, keepdims=True)
+        w = np.exp(z)
+        w /= w.sum(axis=1, keepdims=True)
+        return (w * sims).sum(axis=1)
+    raise ValueError(params.method)
+
+
+def score(profile: Profile, candidates: np.ndarray, params: ScoringParams | None = None) -> Scores:
+    """Score candidate vectors (n, d) against a profile; an empty profile scores everything 0."""
+    params = params or ScoringParams()
+    cand = np.asarray(candidates, dtype=np.float32)
+    n = len(cand)
+    pos, labels = profile.positives()
+    if pos is None or n == 0:
+        return Scores(np.zeros(n, np.float32), np.full(n, -1), np.zeros(n, np.float32), labels)
+    sims = cand @ pos.T  # (n, m)
+    nearest = sims.argmax(axis=1)
+    nearest_cos = sims[np.arange(n), nearest]
+    if params.method == "mean":
+        parts = []
+        if profile.likes is not None and len(profile.like_ids):
+            parts.append(_l2(np.asarray(profile.likes, np.float32).mean(axis=0)))
+        if profile.interest_vec is not None:
+            parts.append(np.asarray(profile.interest_vec, np.float32))
+        centroid = _l2(np.mean(parts, axis=0))
+        s = cand @ centroid
+    else:
+        s = pool(sims, params)
+    if profile.dislikes is not None and len(profile.dislike_ids):
+        neg = (cand @ np.asarray(profile.dislikes, np.float32).T).max(axis=1)
+        s = s - params.dislike_weight * np.maximum(0.0, neg - params.dislike_floor)
+    return Scores(s.astype(np.float32), nearest, nearest_cos.astype(np.float32), labels)
+
+
+def why_line(label: str | None, cos: float, interest: str = "") -> str:
+    """The one-line reason shown with a recommendation."""
+    if label is None:
+        shown = interest if len(interest) <= 60 else interest[:57] + "..."
+        return f"matches your interest \u201c{shown}\u201d (cos {cos:.2f})"
+    return f"close to your liked {label} (cos {cos:.2f})"

@@ -1,0 +1,169 @@
+"""The Engine through its public interface with the real model, a real SQLite store and a local arXiv API."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recommender.config import Settings, load_settings
+from recommender.embed import Embedder, load_embedder
+from recommender.engine import Engine, Recommendation
+from recommender.ids import InvalidArxivId
+from recommender.importer import iter_file
+from recommender.models import Paper
+from recommender.store import Store
+
+from .local_server import LocalServer
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PAPERS = FIXTURES / "reco" / "papers.jsonl"
+API = FIXTURES / "arxiv_api"
+DAY = "2026-06-23"
+
+
+@pytest.fixture(scope="module")
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
+    home = tmp_path_factory.getbasetemp() / "reco-model-home"
+    return load_embedder(load_settings(env={}, home=home), "onnx-int8")
+
+
+@pytest.fixture(scope="module")
+def clusters() -> dict[str, str]:
+    return {json.loads(line)["id"]: json.loads(line)["cluster"] for line in PAPERS.read_text().splitlines()}
+
+
+def _papers() -> list[Paper]:
+    papers = list(iter_file(PAPERS))
+    for i, p in enumerate(papers):  # half are that day's listing (new, every 5th a cross-list), half are older
+        if i % 2 == 0:
+            p.announced, p.announce_type = DAY, ("cross" if i % 5 == 0 else "new")
+        else:
+            p.announced, p.announce_type = "2025-05-01", "new"
+    return papers
+
+
+@pytest.fixture
+def engine(settings: Settings, store: Store, embedder: Embedder) -> Engine:
+    store.upsert_papers(_papers())
+    eng = Engine(settings, store, embedder=embedder)
+    assert eng.embed_missing(progress=False) == 48
+    return eng
+
+
+def _ids(recs: list[Recommendation]) -> list[str]:
+    return [r.paper.id for r in recs]
+
+
+def test_embedding_is_incremental_and_survives_a_restart(engine: Engine, settings: Settings, store: Store,
+                                                         embedder: Embedder) -> None:
+    assert engine.embed_missing(progress=False) == 0
+    extra = Paper(id="2606.99999", title="Surface codes for quantum error correction at scale",
+                  abstract="We study surface code decoders for fault-tolerant quantum computing.")
+    store.upsert_papers([extra])
+    assert engine.embed_missing(progress=False) == 1
+    assert Engine(settings, store, embedder=embedder).embed_missing(progress=False) == 0
+
+
+def test_model_change_is_detected_and_everything_is_embedded_again(engine: Engine, settings: Settings,
+                                                                   store: Store) -> None:
+    torch_engine = Engine(settings, store, embedder=load_embedder(settings, "torch"))
+    assert torch_engine.embed_missing(progress=False) == 48  # other key: nothing reused, nothing mixed
+    assert store.get_meta("embedding_model") == torch_engine.index.key != engine.index.key
+
+
+def test_similar_by_id_excludes_itself_and_stays_on_topic(engine: Engine, clusters: dict[str, str]) -> None:
+    qec = [i for i, c in clusters.items() if c == "qec"]
+    recs = engine.similar(f"https://arxiv.org/abs/{qec[0]}v2", n=5)
+    assert qec[0] not in _ids(recs) and len(recs) == 5
+    assert sum(clusters[r.paper.id] == "qec" for r in recs) >= 4
+    assert recs[0].nearest_id == qec[0] and recs[0].why.startswith(f"close to {qec[0]} (cos ")
+    assert recs[0].score >= recs[-1].score
+
+
+def test_similar_by_text(engine: Engine, clusters: dict[str, str]) -> None:
+    recs = engine.similar("galaxy formation and star formation in the early universe", n=3)
+    assert [clusters[r.paper.id] for r in recs] == ["galaxy"] * 3
+    assert recs[0].nearest_id is None and "matches \u201cgalaxy formation" in recs[0].why
+
+
+def test_similar_unknown_and_malformed_ids(engine: Engine, server: LocalServer) -> None:
+    server.route("/api/query", (200, (API / "id_0000.0000_s0_m100_8b51d9633a68.body.xml").read_bytes()))
+    with pytest.raises(LookupError, match="arXiv does not know 2101.00001"):
+        engine.similar("2101.00001")
+    with pytest.raises(InvalidArxivId):
+        engine.similar("2513.00001")
+
+
+def test_ids_not_in_the_store_are_fetched_stored_and_embedded(engine: Engine, server: LocalServer,
+                                                               store: Store) -> None:
+    server.route("/api/query", (200, (API / "id_1605.08386_s0_m100_199195aa31ad.body.xml").read_bytes()))
+    found = engine.ensure_papers(["1605.08386v1"])
+    assert list(found) == ["1605.08386"] and store.has_paper("1605.08386")
+    assert "1605.08386" in engine.index
+    assert server.requests[0][1]["id_list"] == ["1605.08386"]
+    recs = engine.similar("1605.08386", n=3)  # now served from the store: no second request
+    assert len(recs) == 3 and len(server.requests) == 1
+
+
+def test_recommend_multi_interest_dislikes_and_threshold(engine: Engine, clusters: dict[str, str]) -> None:
+    qec = [i for i, c in clusters.items() if c == "qec"]
+    gal = [i for i, c in clusters.items() if c == "galaxy"]
+    recs = engine.recommend(likes=qec[:2] + gal[:1], n=8)
+    got = [clusters[i] for i in _ids(recs)]
+    assert "qec" in got[:4] and "galaxy" in got[:4]  # both interests, not their average
+    assert not set(_ids(recs)) & set(qec[:2] + gal[:1])
+    for r in recs:
+        assert r.nearest_id in qec[:2] + gal[:1] and r.why == f"close to your liked {r.nearest_id} (cos {r.nearest_cos:.2f})"
+    # disliking the galaxy papers pushes that topic below the quantum one
+    recs2 = engine.recommend(likes=qec[:2] + gal[:1], dislikes=gal[1:3], n=6)
+    got2 = [clusters[i] for i in _ids(recs2)]
+    assert got2[:4].count("qec") >= 3 and got2.index("galaxy") > got.index("galaxy")
+    assert engine.recommend(likes=qec[:1], min_score=0.99) == []
+    only = engine.recommend(likes=qec[:1], candidates=gal + qec[1:2], n=3)
+    assert _ids(only)[0] == qec[1]
+
+
+def test_interest_only_and_empty_profiles(engine: Engine, clusters: dict[str, str]) -> None:
+    recs = engine.recommend(likes=[], interests="protein structure design", n=3)
+    assert [clusters[i] for i in _ids(recs)].count("protein") >= 2
+    assert recs[0].why.startswith("matches your interest \u201cprotein structure design\u201d")
+    assert engine.recommend(likes=[], interests="  ") == []
+
+
+def test_digest_follows_the_rules(engine: Engine, store: Store, clusters: dict[str, str]) -> None:
+    day_ids = store.announced_ids(DAY, ("new", "cross"))
+    cross = set(store.announced_ids(DAY, ("cross",)))
+    qec_today = [i for i in day_ids if clusters[i] == "qec"]
+    qec_old = [i for i, c in clusters.items() if c == "qec" and i not in day_ids]
+    store.ensure_user(7, digest_size=4, min_score=0.3)
+    store.set_feedback(7, qec_old[0], 1)
+    recs = engine.digest(7, DAY)
+    assert 0 < len(recs) <= 4 and set(_ids(recs)) <= set(day_ids)
+    assert clusters[recs[0].paper.id] == "qec" and all(r.score >= 0.3 for r in recs)
+    store.record_delivery(7, recs[0].paper.id, DAY)
+    store.set_feedback(7, _ids(recs)[1], -1) if len(recs) > 1 else None
+    again = engine.digest(7, DAY)
+    assert recs[0].paper.id not in _ids(again)
+    store.record_announcements([(qec_old[1], DAY, "replace")])  # a replacement is never new again
+    store.update_user(7, min_score=-1.0, digest_size=50)
+    everything = _ids(engine.digest(7, DAY))
+    assert qec_old[1] not in everything and set(everything) & cross
+    store.update_user(7, cross_lists=False)
+    assert not set(_ids(engine.digest(7, DAY))) & cross
+    store.set_user_categories(7, ["astro-ph.GA"])
+    assert all("astro-ph.GA" in r.paper.categories for r in engine.digest(7, DAY))
+    assert engine.digest(7, "2026-06-24") == []  # no announcement that day
+    with pytest.raises(LookupError):
+        engine.digest(999, DAY)
+    assert qec_today  # the fixture has quantum papers that day
+
+
+def test_digest_for_a_category_only_user(engine: Engine, store: Store) -> None:
+    store.ensure_user(8, digest_size=3)
+    store.set_user_categories(8, ["quant-ph"])
+    recs = engine.digest(8, DAY)
+    assert recs and all("quant-ph" in r.paper.categories for r in recs)
+    assert recs[0].why == "new in the categories you follow"
+    store.ensure_user(9)
+    assert engine.digest(9, DAY) == []  # no likes, no interests, no categories: nothing to rank by

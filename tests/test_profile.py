@@ -1,0 +1,86 @@
+"""Profiles and scoring on hand-made unit vectors: dislikes, several interests, empty profiles, why-lines."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender.digest import rank
+from recommender.profile import Profile, ScoringParams, score, why_line
+
+
+def _u(*xs: float) -> np.ndarray:
+    v = np.array(xs, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+AXES = np.eye(4, dtype=np.float32)
+
+
+def test_multi_interest_profile_ranks_both_interests_above_the_midpoint() -> None:
+    # likes on two distinct topics (axes 0 and 1); the midpoint paper is close to neither
+    prof = Profile(like_ids=["a1", "a2", "b1"], likes=np.stack([_u(1, 0.05, 0, 0), _u(1, -0.05, 0, 0), _u(0, 1, 0, 0)]))
+    cands = np.stack([_u(0.05, 1, 0, 0.1), _u(1, 0, 0.1, 0), _u(1, 1, 0, 0), _u(0, 0, 1, 0)])
+    ids = ["topic-b", "topic-a", "midpoint", "unrelated"]
+    best = [r.paper_id for r in rank(prof, ids, cands, n=4)]
+    assert best[:2] == ["topic-a", "topic-b"] or best[:2] == ["topic-b", "topic-a"]
+    assert best[-1] == "unrelated"
+    # the mean-of-likes baseline puts the midpoint first: the failure this design avoids
+    mean_best = [r.paper_id for r in rank(prof, ids, cands, n=4, params=ScoringParams("mean"))]
+    assert mean_best[0] == "midpoint"
+
+
+def test_dislikes_push_similar_papers_down() -> None:
+    likes = np.stack([_u(1, 0.2, 0, 0)])
+    cands = np.stack([_u(1, 0.6, 0, 0), _u(1, -0.3, 0, 0)])
+    plain = score(Profile(like_ids=["l"], likes=likes), cands).score
+    assert plain[0] > plain[1]
+    disliked = Profile(like_ids=["l"], likes=likes, dislike_ids=["d"], dislikes=np.stack([_u(0.6, 1, 0, 0)]))
+    pushed = score(disliked, cands).score
+    assert pushed[1] > pushed[0]
+    # an unrelated candidate is not touched by an unrelated dislike
+    far = score(Profile(like_ids=["l"], likes=likes, dislike_ids=["d"], dislikes=AXES[3:4]), cands).score
+    assert np.allclose(far, plain)
+
+
+def test_interest_text_seeds_a_profile_and_names_itself_in_why() -> None:
+    prof = Profile(interest="graph neural networks for molecules", interest_vec=AXES[2])
+    ranked = rank(prof, ["x", "y"], np.stack([_u(0, 0, 1, 0.2), AXES[0]]), n=5, min_score=0.3)
+    assert [r.paper_id for r in ranked] == ["x"]
+    assert ranked[0].nearest_id is None
+    assert ranked[0].why.startswith("matches your interest \u201cgraph neural networks for molecules\u201d (cos 0.98")
+
+
+def test_threshold_sends_fewer_not_worse_and_why_names_the_liked_paper() -> None:
+    prof = Profile(like_ids=["2504.01234", "2504.09999"], likes=np.stack([AXES[0], AXES[1]]))
+    cands = np.stack([_u(1, 0, 0.3, 0), _u(0, 1, 1, 0), _u(0, 0, 1, 1)])
+    ranked = rank(prof, ["c1", "c2", "c3"], cands, n=10, min_score=0.5)
+    assert [r.paper_id for r in ranked] == ["c1", "c2"]
+    assert ranked[0].why == "close to your liked 2504.01234 (cos 0.96)"
+    assert ranked[1].nearest_id == "2504.09999" and ranked[1].nearest_cos == pytest.approx(0.7071, abs=1e-3)
+    assert rank(prof, ["c1", "c2", "c3"], cands, n=10, min_score=0.99) == []
+
+
+def test_empty_profile_ranks_nothing() -> None:
+    prof = Profile()
+    assert prof.empty
+    assert rank(prof, ["a"], AXES[:1], n=5) == []
+    assert np.all(score(prof, AXES).score == 0)
+
+
+@pytest.mark.parametrize("method", ["softmax", "mean", "max", "knn"])
+def test_every_method_stays_in_cosine_units(method: str) -> None:
+    rng = np.random.default_rng(1)
+    likes = rng.standard_normal((7, 16)).astype(np.float32)
+    likes /= np.linalg.norm(likes, axis=1, keepdims=True)
+    cands = rng.standard_normal((50, 16)).astype(np.float32)
+    cands /= np.linalg.norm(cands, axis=1, keepdims=True)
+    s = score(Profile(like_ids=[str(i) for i in range(7)], likes=likes), cands, ScoringParams(method)).score
+    assert s.shape == (50,) and np.all(s <= 1.0001) and np.all(s >= -1.0001)
+    if method != "mean":  # pooled cosines never exceed the nearest liked paper's
+        assert np.all(s <= (cands @ likes.T).max(axis=1) + 1e-5)
+
+
+def test_unknown_method_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown scoring method"):
+        ScoringParams("magic")
+    assert why_line(None, 0.5, "x" * 80).count("...") == 1
