@@ -93,6 +93,9 @@ def ship(run_dir: Path, split: str = "temporal", dest: Path = SHIPPED_MODEL_DIR)
         if ev.exists():
             e = json.loads(ev.read_text())
             other[s] = {"test": e["test"], "val": e["val"], "threshold": e["threshold"], "train": e["train"]}
+    config = json.loads((tmp / "config.json").read_text())
+    config["name"] = dest.name
+    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     metrics = json.loads((tmp / "metrics.json").read_text())
     metrics["by_split"] = other
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -39,6 +39,13 @@ class TrainData:
     val: list[int]
 
 
+RUNTIME_FIELDS = ("max_minutes", "threads", "checkpoint_every")  # may change between resumed sessions
+
+
+def _experiment(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in RUNTIME_FIELDS}
+
+
 def pad_batch(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     lengths = torch.tensor([max(1, len(s)) for s in seqs], dtype=torch.long)
     ids = torch.zeros(len(seqs), int(lengths.max()), dtype=torch.long)
@@ -133,7 +140,7 @@ def train(data: TrainData, cfg: TrainConfig, out_dir: Path, progress: bool = Tru
     ckpt_path, best_path, metrics_path = out_dir / "checkpoint.pt", out_dir / "best.pt", out_dir / "metrics.jsonl"
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ck["config"] != cfg.to_dict():
+        if _experiment(ck["config"]) != _experiment(cfg.to_dict()):
             raise ValueError(f"{ckpt_path} was written with a different config; use another --out or delete it")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
@@ -176,6 +183,8 @@ def train(data: TrainData, cfg: TrainConfig, out_dir: Path, progress: bool = Tru
             state["global_step"] += 1
             run_loss += parts["loss"]
             run_n += 1
+            state["epoch_loss"] = state.get("epoch_loss", 0.0) + parts["loss"]
+            state["epoch_batches"] = state.get("epoch_batches", 0) + 1
             bar.update(1)
             bar.set_postfix(loss=f"{parts['loss']:.4f}")
             if state["global_step"] % 50 == 0:
@@ -194,7 +203,8 @@ def train(data: TrainData, cfg: TrainConfig, out_dir: Path, progress: bool = Tru
         if stopped != "finished":
             break
         val = validate(model, data, val_idx, cfg.threshold)
-        rec = {"kind": "val", "epoch": epoch + 1, "step": state["global_step"], **val,
+        rec = {"kind": "val", "epoch": epoch + 1, "step": state["global_step"],
+               "train_loss": state.get("epoch_loss", 0.0) / max(1, state.get("epoch_batches", 0)), **val,
                "elapsed_min": (time.time() - started) / 60}
         log_metrics(rec)
         state["history"].append(rec)
@@ -207,6 +217,7 @@ def train(data: TrainData, cfg: TrainConfig, out_dir: Path, progress: bool = Tru
             state["bad_epochs"] += 1
         state["epoch"] += 1
         state["step_in_epoch"] = 0
+        state["epoch_loss"], state["epoch_batches"] = 0.0, 0
         state["elapsed"] = time.time() - started
         save_checkpoint()
     state["elapsed"] = time.time() - started

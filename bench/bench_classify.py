@@ -1,0 +1,65 @@
+"""Benchmark: the shipped category classifier's load time, single-paper latency and batch throughput.
+
+Uses the 420 real papers of ``tests/fixtures/classifier/papers.jsonl.gz`` (repeated to ``--papers``), the
+shipped model in ``data/models/`` (or ``--model``), ``--threads`` torch threads. Prints the figures and writes
+``bench/results/classify.json``. Usage: ``python bench/bench_classify.py [--papers 2048] [--threads 2]``.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from recommender.classify import Classifier  # noqa: E402
+
+FIXTURE = ROOT / "tests" / "fixtures" / "classifier" / "papers.jsonl.gz"
+RESULTS = ROOT / "bench" / "results"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--papers", type=int, default=2048)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    papers = [json.loads(x) for x in gzip.open(FIXTURE, "rt")]
+    pairs = [(p["title"], p["abstract"]) for p in papers]
+    pairs = (pairs * (args.papers // len(pairs) + 1))[: args.papers]
+    t0 = time.perf_counter()
+    clf = Classifier.load(args.model)
+    load_s = time.perf_counter() - t0
+    lat = []
+    for title, abstract in pairs[:50]:
+        t = time.perf_counter()
+        clf.predict(title, abstract)
+        lat.append((time.perf_counter() - t) * 1000)
+    t = time.perf_counter()
+    clf.predict_batch(pairs, batch_size=256)
+    batch_s = time.perf_counter() - t
+    out = {
+        "model": clf.meta.get("name"), "threads": args.threads, "cpus": os.cpu_count(),
+        "load_seconds": round(load_s, 2),
+        "single_predict_ms_p50": round(statistics.median(lat), 1),
+        "single_predict_ms_p95": round(sorted(lat)[int(0.95 * len(lat)) - 1], 1),
+        "batch_256_papers_per_second": round(len(pairs) / batch_s, 1), "batch_papers": len(pairs),
+        "note": "other jobs shared the CPU while this ran" if os.getloadavg()[0] > args.threads else "",
+    }
+    for k, v in out.items():
+        print(f"{k:32s} {v}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "classify.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

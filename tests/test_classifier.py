@@ -1,0 +1,158 @@
+"""The SHA-RNN's pieces and the inference API: the mix, the nested loss, export/load round trip, bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from recommender.classify import DEFAULT_MODEL_DIR, Classifier, ClassifierError, Prediction, get_classifier
+from recommender.shanet import NetConfig, ShaRNN, master_logits, mix_logits
+from training.data import Labels
+from training.export import export_model
+from training.loss import NestedLoss, group_targets, pos_weights
+from training.metrics import master_probs, predict_sets, sample_f1
+
+
+# --- the mix --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("p,q", [(0.1, 0.2), (0.5, 0.5), (0.9, 0.01), (0.3, 0.97), (1e-4, 1e-3)])
+def test_mix_matches_probability_formula(p, q):
+    x, y = torch.logit(torch.tensor(p, dtype=torch.float64)), torch.logit(torch.tensor(q, dtype=torch.float64))
+    assert torch.sigmoid(mix_logits(x, y)).item() == pytest.approx(1 - (1 - p) * (1 - q), rel=1e-9)
+
+
+def test_mix_is_stable_on_large_values():
+    big = torch.tensor([1e4, -1e4, 80.0, -80.0, 1e4, -1e4])
+    other = torch.tensor([1e4, -1e4, -80.0, -80.0, -1e4, 3.0])
+    m = mix_logits(big, other)
+    assert torch.isfinite(m).all()
+    assert m[0] > 1e4 and m[1] == pytest.approx(-1e4 + np.log(2), abs=1e-2)  # 1-(1-p)^2 ~ 2p and m[4] == pytest.approx(1e4, abs=1e-3)
+    assert m[5] == pytest.approx(3.0, abs=1e-3)
+    x = torch.tensor([1e4, -1e4], requires_grad=True)
+    mix_logits(x, -x).sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_master_logits_mix_top_two_of_each_group():
+    logits = torch.tensor([[2.0, -1.0, 0.5, -3.0, 1.0]])
+    groups = torch.tensor([0, 0, 0, 1, 2])
+    m = master_logits(logits, groups, 3)
+    assert m[0, 0].item() == pytest.approx(mix_logits(torch.tensor(2.0), torch.tensor(0.5)).item())
+    assert m[0, 1].item() == pytest.approx(-3.0) and m[0, 2].item() == pytest.approx(1.0)
+
+
+def test_nested_loss_weights_and_gradient():
+    torch.manual_seed(0)
+    y = np.array([[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 1, 0]], dtype=np.uint8)
+    gi = np.array([0, 0, 1, 1])
+    ym = group_targets(y, gi, 2)
+    assert ym.tolist() == [[1, 1], [1, 0], [0, 1]]
+    pw = pos_weights(y, 0.5, 30.0)
+    assert pw.tolist() == pytest.approx([np.sqrt(2)] * 4)
+    crit = NestedLoss(torch.from_numpy(gi), 2, pw, pos_weights(ym, 0.5, 30.0), 0.9, 0.1)
+    logits = torch.randn(3, 4, requires_grad=True)
+    loss, parts = crit(logits, torch.from_numpy(y).float(), torch.from_numpy(ym).float())
+    assert parts["loss"] == pytest.approx(0.9 * parts["cat_loss"] + 0.1 * parts["master_loss"], rel=1e-6)
+    loss.backward()
+    assert torch.isfinite(logits.grad).all()
+    # perfect logits give a small loss
+    good = torch.from_numpy(y).float() * 40 - 20
+    assert crit(good, torch.from_numpy(y).float(), torch.from_numpy(ym).float())[0].item() < 1e-3
+
+
+def test_metrics_always_predict_one_and_mix_masters():
+    probs = np.array([[0.1, 0.2, 0.05], [0.9, 0.8, 0.7]])
+    assert predict_sets(probs, 0.5).tolist() == [[0, 1, 0], [1, 1, 1]]
+    mp = master_probs(probs, np.array([0, 0, 1]), 2)
+    assert mp[0, 0] == pytest.approx(1 - 0.9 * 0.8)
+    assert sample_f1(np.array([[1, 0], [0, 1]]), np.array([[1, 1], [0, 1]])) == pytest.approx((2 / 3 + 1) / 2)
+
+
+def test_network_shape_and_parameter_budget():
+    net = ShaRNN(NetConfig(vocab_size=50, embed_dim=100, n_categories=149))
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    assert 700_000 < trainable < 900_000
+    assert not net.embed.weight.requires_grad
+    ids = torch.randint(1, 50, (3, 12))
+    ids[1, 5:] = 0
+    out = net(ids, torch.tensor([12, 5, 12]))
+    assert out.shape == (3, 149) and torch.isfinite(out).all()
+    # padding does not change a sequence's output
+    net.eval()
+    a = net(ids[1:2, :5], torch.tensor([5]))
+    b = net(ids[1:2], torch.tensor([5]))
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+# --- export / load / predict -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """An untrained but complete model directory (real label space, small vocabulary)."""
+    torch.manual_seed(1)
+    labels = Labels.from_taxonomy()
+    vocab = ["-PAD-", "-UNK-", "-EQN-", "-TITLE_START-", "-TITLE_END-", "-ABSTRACT_START-", "-ABSTRACT_END-",
+             "quantum", "galaxy", "neural", "network", "neural_network", "the", "of"]
+    vectors = torch.randn(len(vocab), 16)
+    vectors[:2] = 0
+    net = ShaRNN(NetConfig(len(vocab), 16, len(labels.codes), gru_hidden=8, cat_attn_dim=4, boom_dim=16), vectors)
+    out = tmp_path_factory.mktemp("model") / "tiny"
+    return export_model(net, out, vocab=vocab, phrases=["neural_network"], labels=labels, max_tokens=64,
+                        threshold=0.5, metrics={"note": "untrained"}, provenance={"split": "none"})
+
+
+def test_round_trip_gives_identical_predictions(tiny_model_dir):
+    a = Classifier.load(tiny_model_dir)
+    b = Classifier.load(tiny_model_dir)
+    papers = [("Quantum galaxy", "The neural network of the galaxy $x$."), ("Neural networks", "quantum of")]
+    pa, pb = a.predict_batch(papers), b.predict_batch(papers)
+    assert [p.categories for p in pa] == [p.categories for p in pb]
+    single = a.predict(*papers[0])
+    assert single.categories[0][0] == pa[0].categories[0][0]
+    assert single.categories[0][1] == pytest.approx(pa[0].categories[0][1], abs=1e-5)
+    cfg = json.loads((tiny_model_dir / "config.json").read_text())
+    assert cfg["max_tokens"] == 64 and cfg["net"]["gru_hidden"] == 8
+
+
+def test_prediction_shape(tiny_model_dir):
+    p = Classifier.load(tiny_model_dir).predict("Quantum galaxy", "neural network")
+    assert isinstance(p, Prediction) and p.categories and p.masters
+    probs = [x[1] for x in p.categories]
+    assert probs == sorted(probs, reverse=True) and all(0 <= x <= 1 for x in probs)
+    groups = set(Labels.from_taxonomy().groups)
+    assert {g for g, _ in p.masters} <= groups
+    d = p.to_dict()
+    assert d["categories"][0]["name"] and json.dumps(d)
+
+
+def test_bad_input(tiny_model_dir):
+    clf = Classifier.load(tiny_model_dir)
+    with pytest.raises(ClassifierError, match="empty"):
+        clf.predict("", "")
+    with pytest.raises(ClassifierError, match="empty"):
+        clf.predict("   ", "?! -- ., ;")  # punctuation only: no words
+    with pytest.raises(ClassifierError):
+        clf.predict(None, "x")  # type: ignore[arg-type]
+    huge = clf.predict("Quantum", "galaxy " * 200_000)  # cut to the length cap, still answers
+    assert huge.categories
+    foreign = clf.predict("Квантовая гравитация", "量子重力の研究")
+    assert foreign.categories and foreign.unknown_ratio == 1.0
+    with pytest.raises(ClassifierError, match="missing"):
+        Classifier.load(tiny_model_dir.parent / "nope")
+
+
+def test_get_classifier_loads_once(tiny_model_dir):
+    assert get_classifier(tiny_model_dir) is get_classifier(tiny_model_dir)
+
+
+@pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "weights.pt").exists(), reason="no shipped model yet")
+def test_shipped_model_predicts_sensibly():
+    clf = get_classifier()
+    p = clf.predict("Dark matter halos of dwarf galaxies in cosmological simulations",
+                    "We study the density profiles of dark matter haloes hosting dwarf galaxies using "
+                    "hydrodynamical simulations and compare with observed rotation curves.")
+    assert p.categories[0][0].startswith("astro-ph")
+    assert p.masters[0][0] == "Physics"
+    size = sum(f.stat().st_size for f in DEFAULT_MODEL_DIR.iterdir())
+    assert size < 25e6
