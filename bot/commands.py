@@ -257,8 +257,9 @@ class Commands:
         if lacking:
             try:
                 found.update(self.engine.ensure_papers(lacking))
-            except LookupError as exc:
+            except (LookupError, InvalidArxivId) as exc:
                 log.info("arXiv look-up of %s failed: %s", lacking, exc)
+                found.update(self.store.get_papers(lacking))  # those fetched before the failure
         return found, [i for i in ids if i not in found]
 
     @staticmethod

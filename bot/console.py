@@ -133,9 +133,11 @@ def prepare(settings: Settings, store: Store, commands: Commands, progress: bool
 def quiet_logging(home: Path) -> None:
     """Keep the terminal for the chat: log INFO to ``<home>/bot.log``, only warnings to stderr."""
     root = logging.getLogger()
+    logging.captureWarnings(True)  # library chatter (e.g. a first-use model export) goes to the log file
     for h in root.handlers:
         if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
             h.setLevel(max(h.level, logging.WARNING))
+            h.addFilter(lambda record: not record.name.startswith("py.warnings"))
     handler = logging.FileHandler(home / "bot.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)

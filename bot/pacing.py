@@ -44,7 +44,7 @@ class _Slots:
 
 
 class Pacer(BaseRateLimiter[int]):
-    def __init__(self, overall_rate: float = 29.0, per_chat_interval: float = 1.0, max_retries: int = 6) -> None:
+    def __init__(self, overall_rate: float = 28.0, per_chat_interval: float = 1.0, max_retries: int = 6) -> None:
         self.overall = _Slots(1.0 / overall_rate) if overall_rate > 0 else None
         self.per_chat_interval = per_chat_interval
         self.chats: dict[int | str, _Slots] = {}

@@ -107,3 +107,29 @@ def bot_settings(tmp: Path, api_url: str, **kw: Any) -> Settings:
 
 def run(coro: Awaitable[Any], timeout: float = 120) -> Any:
     return asyncio.run(asyncio.wait_for(coro, timeout))  # type: ignore[arg-type]
+
+
+class HashEmbedder:
+    """A tiny deterministic embedder (hashed word counts, L2-normalised) for running the real Engine fast."""
+
+    name = "hash-test"
+    backend = "test"
+    dim = 256
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}|{self.dim}"
+
+    def encode(self, texts: Any, batch_size: int = 32, progress: bool = False) -> Any:
+        import zlib
+
+        import numpy as np
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for w in words(text):
+                out[row, zlib.crc32(w.encode()) % self.dim] += 1.0
+            out[row, 0] += 1e-3
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    def encode_one(self, text: str) -> Any:
+        return self.encode([text])[0]
