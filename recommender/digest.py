@@ -65,3 +65,40 @@ def rank(profile: Profile, ids: Sequence[str], vectors: np.ndarray, n: int = 10,
         cos = float(s.nearest_cos[r])
         out.append(Ranked(pid, float(value), label, cos, why_line(label, cos, profile.interest)))
     return out
+
+
+def rank_many(profiles: list[Profile], ids: Sequence[str], vectors: np.ndarray, n: int = 10,
+              min_score: float | Sequence[float | None] | None = None, params: ScoringParams | None = None
+              ) -> list[list[Ranked]]:
+    """:func:`rank` for many profiles over the same candidates (one day's papers for every user) at once."""
+    from .profile import score_many
+
+    ids = list(ids)
+    if not profiles or not ids:
+        return [[] for _ in profiles]
+    scores = score_many(profiles, vectors, params)
+    thresholds = list(min_score) if isinstance(min_score, (list, tuple)) else [min_score] * len(profiles)
+    k = min(n, len(ids))
+    out: list[list[Ranked]] = []
+    best = np.argpartition(-scores, k - 1, axis=0)[:k] if k < len(ids) else np.tile(np.arange(len(ids))[:, None],
+                                                                                  (1, len(profiles)))
+    for j, prof in enumerate(profiles):
+        if prof.empty or n <= 0:
+            out.append([])
+            continue
+        rows = best[:, j]
+        rows = rows[np.argsort(-scores[rows, j], kind="stable")]
+        thr = thresholds[j]
+        if thr is not None:
+            rows = rows[scores[rows, j] >= thr]
+        if not len(rows):
+            out.append([])
+            continue
+        detail = score(prof, vectors[rows], params)  # reasons only for the few kept
+        ranked = []
+        for i, r in enumerate(rows):
+            label = detail.labels[int(detail.nearest[i])]
+            cos = float(detail.nearest_cos[i])
+            ranked.append(Ranked(ids[r], float(scores[r, j]), label, cos, why_line(label, cos, prof.interest)))
+        out.append(ranked)
+    return out

@@ -313,6 +313,9 @@ def default_rankers(data: EvalData, index: VectorIndex, with_svm: bool = True) -
         rankers[f"knn-{k}"] = embedding_ranker(index, ScoringParams("knn", k=k))
     for tau in (0.02, 0.05, 0.1):
         rankers[f"softmax-{tau}"] = embedding_ranker(index, ScoringParams("softmax", tau=tau))
+    for cap in (5, 10):
+        rankers[f"softmax-0.05-cap{cap}"] = embedding_ranker(index, ScoringParams("softmax", tau=0.05,
+                                                                                  max_positives=cap))
     if with_svm:
         rankers["svm-embedding"] = svm_ranker(lambda ids: index.get(ids), data.background[:1000], c=0.1)
         rankers["tfidf-svm"] = svm_ranker(tfidf_features(data), data.background, c=0.01)
@@ -364,3 +367,15 @@ def markdown_table(report: dict, split: str = "test") -> str:
         lines.append(f"| {name}{mark} | " + " | ".join(f"{a.get(m, float('nan')):.3f}" for m in cols) + " | "
                      + " | ".join(f"{c.get(m, float('nan')):.3f}" for m in cols) + " |")
     return "\n".join(lines)
+
+
+def write_report(report: dict, out: Path, markdown: Path | None = None) -> None:
+    """Write the report JSON (and optionally the dev/test tables as markdown), via temp files."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    tmp.replace(out)
+    if markdown is not None:
+        text = (f"## Test half\n\n{markdown_table(report, 'test')}\n\n"
+                f"## Dev half (used to choose)\n\n{markdown_table(report, 'dev')}\n")
+        markdown.write_text(text)

@@ -52,6 +52,27 @@ class Profile:
             return None, []
         return np.concatenate(rows), labels
 
+    def condensed(self, max_positives: int) -> tuple[np.ndarray | None, np.ndarray]:
+        """At most ``max_positives`` liked papers standing for all of them (plus the interest), with the
+        log of how many likes each represents: the cost of scoring stops growing with the number of likes."""
+        cache = self.__dict__.setdefault("_condensed", {})
+        if max_positives in cache:
+            return cache[max_positives]
+        pos, _ = self.positives()
+        if pos is None:
+            result: tuple[np.ndarray | None, np.ndarray] = (None, np.zeros(0, np.float32))
+        else:
+            n_likes = len(self.like_ids) if self.likes is not None else 0
+            weights = np.ones(len(pos), np.float32)
+            if max_positives and n_likes > max_positives:
+                likes = pos[:n_likes]
+                chosen, counts = condense(likes, max_positives)
+                pos = np.concatenate([likes[chosen], pos[n_likes:]])
+                weights = np.r_[counts, weights[n_likes:]].astype(np.float32)
+            result = (pos, np.log(weights))
+        cache[max_positives] = result
+        return result
+
 
 @dataclass
 class ScoringParams:
@@ -60,6 +81,7 @@ class ScoringParams:
     k: int = 3
     dislike_weight: float = 0.6
     dislike_floor: float = 0.25
+    max_positives: int = 0  # > 0: condense larger sets of likes to this many representatives (see condense)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -80,8 +102,27 @@ def _l2(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
-def pool(sims: np.ndarray, params: ScoringParams) -> np.ndarray:
-    """Pool an (n, m) matrix of cosines to the m positive items into one score per row."""
+def condense(vecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pick ``k`` representative rows (medoids by farthest-point traversal from the most central one) and
+    count how many rows each represents (rows go to their nearest representative). Deterministic."""
+    m = len(vecs)
+    if m <= k:
+        return np.arange(m), np.ones(m, dtype=np.int64)
+    sims = vecs @ vecs.T
+    chosen = [int(sims.sum(axis=1).argmax())]
+    best = sims[chosen[0]].copy()
+    while len(chosen) < k:
+        nxt = int(best.argmin())
+        chosen.append(nxt)
+        best = np.maximum(best, sims[nxt])
+    idx = np.array(chosen)
+    counts = np.bincount(sims[:, idx].argmax(axis=1), minlength=k)
+    return idx, counts
+
+
+def pool(sims: np.ndarray, params: ScoringParams, log_weights: np.ndarray | None = None) -> np.ndarray:
+    """Pool an (n, m) matrix of cosines to the m positive items into one score per row (``log_weights``:
+    how many likes each column stands for, used by the softmax)."""
     if sims.shape[1] == 1 or params.method == "max":
         return sims.max(axis=1)
     if params.method == "knn":
@@ -90,6 +131,8 @@ def pool(sims: np.ndarray, params: ScoringParams) -> np.ndarray:
         return top.mean(axis=1)
     if params.method == "softmax":
         z = sims / params.tau
+        if log_weights is not None:
+            z = z + log_weights[None, :]
         z -= z.max(axis=1, keepdims=True)
         w = np.exp(z)
         w /= w.sum(axis=1, keepdims=True)
@@ -116,6 +159,9 @@ def score(profile: Profile, candidates: np.ndarray, params: ScoringParams | None
             parts.append(np.asarray(profile.interest_vec, np.float32))
         centroid = _l2(np.mean(parts, axis=0))
         s = cand @ centroid
+    elif params.max_positives and len(profile.like_ids) > params.max_positives:
+        cpos, logw = profile.condensed(params.max_positives)
+        s = pool(cand @ cpos.T, params, logw)
     else:
         s = pool(sims, params)
     if profile.dislikes is not None and len(profile.dislike_ids):
@@ -130,3 +176,74 @@ def why_line(label: str | None, cos: float, interest: str = "") -> str:
         shown = interest if len(interest) <= 60 else interest[:57] + "..."
         return f"matches your interest \u201c{shown}\u201d (cos {cos:.2f})"
     return f"close to your liked {label} (cos {cos:.2f})"
+
+
+def score_many(profiles: list[Profile], candidates: np.ndarray, params: ScoringParams | None = None,
+               max_columns: int = 8192) -> np.ndarray:
+    """Scores (n_candidates, n_profiles) of many profiles at once, as :func:`score` gives one by one.
+
+    Profiles are processed in chunks whose positive items are stacked into one matrix, so a day's candidates
+    meet thousands of users in a few large matrix products; per-user pooling uses segment reductions.
+    """
+    params = params or ScoringParams()
+    cand = np.asarray(candidates, dtype=np.float32)
+    out = np.zeros((len(cand), len(profiles)), dtype=np.float32)
+    start = 0
+    while start < len(profiles):
+        stop, cols = start, 0
+        while stop < len(profiles) and (stop == start or
+                                        cols + _width(profiles[stop], params.max_positives) <= max_columns):
+            cols += _width(profiles[stop], params.max_positives)
+            stop += 1
+        _score_chunk(profiles[start:stop], cand, params, out[:, start:stop])
+        start = stop
+    return out
+
+
+def _width(p: Profile, max_positives: int = 0) -> int:
+    likes = len(p.like_ids)
+    return (min(likes, max_positives) if max_positives else likes) + (p.interest_vec is not None)
+
+
+def _score_chunk(profiles: list[Profile], cand: np.ndarray, params: ScoringParams, out: np.ndarray) -> None:
+    live = [j for j, p in enumerate(profiles) if not p.empty]
+    if not live:
+        return
+    if params.method == "mean":
+        cents = []
+        for j in live:
+            p = profiles[j]
+            parts = []
+            if p.likes is not None and len(p.like_ids):
+                parts.append(_l2(np.asarray(p.likes, np.float32).mean(axis=0)))
+            if p.interest_vec is not None:
+                parts.append(np.asarray(p.interest_vec, np.float32))
+            cents.append(_l2(np.mean(parts, axis=0)))
+        out[:, live] = cand @ np.stack(cents).T
+    else:
+        blocks, widths, logws = [], [], []
+        for j in live:
+            pos, logw = profiles[j].condensed(params.max_positives)
+            blocks.append(pos)
+            logws.append(logw)
+            widths.append(len(pos))
+        sims = cand @ np.concatenate(blocks).T  # (n, total positives)
+        logw_all = np.concatenate(logws)
+        offsets = np.r_[0, np.cumsum(widths)[:-1]]
+        seg = np.repeat(np.arange(len(live)), widths)
+        if params.method == "max":
+            pooled = np.maximum.reduceat(sims, offsets, axis=1)
+        elif params.method == "softmax":
+            top = np.maximum.reduceat(sims, offsets, axis=1)
+            e = np.exp((sims - top[:, seg]) / params.tau + logw_all[None, :])
+            pooled = np.add.reduceat(e * sims, offsets, axis=1) / np.add.reduceat(e, offsets, axis=1)
+        else:  # knn: per profile (k-th largest within a segment has no reduceat form)
+            pooled = np.stack([pool(sims[:, o:o + w], params) for o, w in zip(offsets, widths)], axis=1)
+        out[:, live] = pooled
+    with_dislikes = [j for j in live if profiles[j].dislikes is not None and len(profiles[j].dislike_ids)]
+    if with_dislikes:
+        neg_blocks = [np.asarray(profiles[j].dislikes, np.float32) for j in with_dislikes]
+        widths = [len(b) for b in neg_blocks]
+        offsets = np.r_[0, np.cumsum(widths)[:-1]]
+        neg = np.maximum.reduceat(cand @ np.concatenate(neg_blocks).T, offsets, axis=1)
+        out[:, with_dislikes] -= params.dislike_weight * np.maximum(0.0, neg - params.dislike_floor)

@@ -84,3 +84,51 @@ def test_unknown_method_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown scoring method"):
         ScoringParams("magic")
     assert why_line(None, 0.5, "x" * 80).count("...") == 1
+
+
+@pytest.mark.parametrize("method", ["softmax", "mean", "max", "knn"])
+def test_batched_scoring_equals_one_by_one(method: str) -> None:
+    from recommender.digest import rank_many
+    from recommender.profile import score_many
+
+    rng = np.random.default_rng(2)
+
+    def unit(n: int) -> np.ndarray:
+        x = rng.standard_normal((n, 16)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    profiles = [Profile(like_ids=[f"l{i}" for i in range(m)], likes=unit(m)) for m in (1, 3, 8)]
+    profiles.append(Profile())
+    profiles.append(Profile(interest="x", interest_vec=unit(1)[0], like_ids=["a", "b"], likes=unit(2),
+                            dislike_ids=["d"], dislikes=unit(1)))
+    cands = unit(40)
+    params = ScoringParams(method)
+    batched = score_many(profiles, cands, params, max_columns=5)
+    for j, p in enumerate(profiles):
+        assert np.allclose(batched[:, j], score(p, cands, params).score, atol=1e-5)
+    ids = [f"c{i}" for i in range(40)]
+    many = rank_many(profiles, ids, cands, n=5, min_score=0.1, params=params)
+    for j, p in enumerate(profiles):
+        one = rank(p, ids, cands, n=5, min_score=0.1, params=params)
+        assert [r.paper_id for r in many[j]] == [r.paper_id for r in one]
+        assert [r.why for r in many[j]] == [r.why for r in one]
+
+
+def test_condensed_likes_keep_distinct_interests_and_match_batched() -> None:
+    from recommender.profile import condense, score_many
+
+    rng = np.random.default_rng(3)
+    centers = np.eye(16, dtype=np.float32)[:3]
+    likes = np.concatenate([c + 0.15 * rng.standard_normal((12, 16)).astype(np.float32) for c in centers])
+    likes /= np.linalg.norm(likes, axis=1, keepdims=True)
+    idx, counts = condense(likes, 4)
+    assert len(idx) == 4 and counts.sum() == 36
+    assert {int(i) // 12 for i in idx} == {0, 1, 2}  # every interest keeps a representative
+    prof = Profile(like_ids=[str(i) for i in range(36)], likes=likes)
+    params = ScoringParams("softmax", max_positives=4)
+    cands = np.concatenate([centers, np.eye(16, dtype=np.float32)[5:8]])
+    s = score(prof, cands, params).score
+    assert s[:3].min() > s[3:].max()
+    assert np.allclose(score_many([prof, Profile()], cands, params)[:, 0], s, atol=1e-5)
+    full = score(prof, cands, ScoringParams("softmax")).score
+    assert np.allclose(full[:3], s[:3], atol=0.1)

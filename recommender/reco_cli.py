@@ -1,0 +1,136 @@
+"""Recommender subcommands of ``arxiv-digest``: ``embed``, ``similar``, ``recommend``, ``evaluate-recommender``.
+
+:func:`register` adds them to the main parser (``recommender.cli`` calls it). Each prints a readable list or,
+with ``--json``, the data; errors a user can fix (bad id, unknown paper) are raised as the exceptions the main
+program reports in one line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from .engine import Recommendation
+
+
+def _engine(args: argparse.Namespace):
+    from .cli import open_store, settings_from
+    from .engine import Engine
+
+    settings = settings_from(args)
+    return Engine(settings, open_store(settings))
+
+
+def _rec_dict(r: Recommendation) -> dict[str, Any]:
+    return {"id": r.paper.id, "title": r.paper.title, "score": round(r.score, 4), "why": r.why,
+            "nearest_id": r.nearest_id, "nearest_cos": None if r.nearest_cos is None else round(r.nearest_cos, 4),
+            "categories": r.paper.categories, "url": r.paper.url}
+
+
+def _print_recs(args: argparse.Namespace, recs: list[Recommendation]) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps([_rec_dict(r) for r in recs], indent=2, ensure_ascii=False))
+        return 0
+    if not recs:
+        print("nothing scored high enough")
+    for k, r in enumerate(recs, 1):
+        title = " ".join(r.paper.title.split())
+        print(f"{k:2d}. {r.score:.3f}  {r.paper.id:<16} {title[:90]}")
+        print(f"    {r.why}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    t = time.perf_counter()
+    n = eng.embed_missing(progress=not args.json)
+    secs = time.perf_counter() - t
+    data = {"embedded": n, "seconds": round(secs, 1), "vectors": len(eng.index), "model": eng.index.key,
+            "backend": eng.embedder.backend if eng.embedder else None}
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        rate = f" ({n / secs:.1f} papers/s)" if n and secs > 0 else ""
+        print(f"embedded {n} papers in {secs:.1f}s{rate}; {data['vectors']} vectors of {data['model']}")
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    return _print_recs(args, _engine(args).similar(" ".join(args.query), args.n))
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    candidates: list[str] | None = None
+    if args.candidates:
+        path = Path(args.candidates)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+        candidates = [t for line in path.read_text().splitlines() for t in line.split() if not t.startswith("#")]
+    elif args.day:
+        candidates = eng.store.announced_ids(args.day)
+        if not candidates:
+            raise LookupError(f"no papers announced on {args.day} in the store")
+    if not args.like and not args.interest:
+        raise ValueError("give at least one --like ID or an --interest TEXT")
+    recs = eng.recommend(args.like or [], args.dislike or [], args.interest or "", candidates, args.n,
+                         args.min_score)
+    return _print_recs(args, recs)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .cli import settings_from
+    from .evaluate import EvalConfig, run_evaluation, write_report
+
+    settings = settings_from(args)
+    cfg = EvalConfig(corpus=Path(args.corpus), seed=args.seed, authors=args.authors, test_days=args.days)
+    if not cfg.corpus.is_file():
+        raise FileNotFoundError(f"{cfg.corpus}: no such corpus file (see ../shared/data)")
+    report = run_evaluation(settings, cfg, with_svm=not args.no_svm, progress=not args.json)
+    write_report(report, Path(args.out), Path(args.report) if args.report else None)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        from .evaluate import markdown_table
+
+        print(markdown_table(report, "test"))
+        print(f"chosen on the dev half: {report['chosen']}; written {args.out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("embed", help="embed every stored paper that has no vector for the current model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("similar", help="papers nearest to an arXiv id/link or to a text")
+    p.add_argument("query", nargs="+", metavar="ID|TEXT")
+    p.add_argument("-n", type=int, default=10, help="how many (default 10)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("recommend", help="rank papers for an ad-hoc profile of likes, dislikes and interests")
+    p.add_argument("--like", nargs="+", metavar="ID", help="liked papers (ids or links)")
+    p.add_argument("--dislike", nargs="+", metavar="ID", help="disliked papers")
+    p.add_argument("--interest", metavar="TEXT", help="free-text interest, e.g. 'graph neural networks'")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--candidates", metavar="FILE", help="file of candidate ids (default: every stored paper)")
+    group.add_argument("--day", metavar="YYYY-MM-DD", help="the papers announced that day")
+    p.add_argument("-n", type=int, default=10)
+    p.add_argument("--min-score", type=float, default=None, help="drop papers scoring below this cosine")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("evaluate-recommender",
+                       help="author- and category-proxy evaluation on the real corpus (see docs/recommender_eval.md)")
+    p.add_argument("--corpus", default="../shared/data/arxiv_corpus.jsonl.gz")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--authors", type=int, default=800, help="authors sampled (default 800)")
+    p.add_argument("--days", type=int, default=8, help="announcement days in the test window (default 8)")
+    p.add_argument("--no-svm", action="store_true", help="skip the two SVM baselines (faster)")
+    p.add_argument("--out", default="bench/results/eval_recommender.json")
+    p.add_argument("--report", default=None, help="also write the markdown tables to this file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
