@@ -135,8 +135,10 @@ class Commands:
         return Engine(quick, self.store)
 
     def _default_classifier(self) -> Any:
+        from pathlib import Path
+
         from recommender.classify import get_classifier
-        return get_classifier()
+        return get_classifier(Path(self.settings.classifier_dir) if self.settings.classifier_dir else None)
 
     @cached_property
     def engine(self) -> Any:
@@ -260,7 +262,18 @@ class Commands:
             except (LookupError, InvalidArxivId) as exc:
                 log.info("arXiv look-up of %s failed: %s", lacking, exc)
                 found.update(self.store.get_papers(lacking))  # those fetched before the failure
+            self._classify_new([i for i in lacking if i in found])
         return found, [i for i in ids if i not in found]
+
+    def _classify_new(self, ids: Sequence[str]) -> None:
+        """Store predicted categories for papers just fetched from arXiv (skipped if no classifier)."""
+        if not ids:
+            return
+        try:
+            from recommender.pipeline import classify_papers
+            classify_papers(self.store, self.classifier, list(ids))
+        except Exception:  # predictions decorate replies; a missing model must not fail the command
+            log.warning("could not classify fetched papers %s", list(ids), exc_info=True)
 
     @staticmethod
     def _missing_text(missing: Sequence[str]) -> str:

@@ -36,9 +36,10 @@ def authors_line(authors: Sequence[str] | str) -> str:
 
 
 def categories_line(paper: Paper, predicted: Sequence[tuple[str, float]] = ()) -> str:
+    """Listed categories, then the classifier's top predictions (at most 3, >= 20%)."""
     listed = " ".join(paper.categories[:4]) or "uncategorised"
-    extra = [c for c, p in predicted if p >= 0.25 and c not in paper.categories][:2]
-    return listed + (f" · predicted also {' '.join(extra)}" if extra else "")
+    top = [f"{c} {p:.0%}" for c, p in sorted(predicted, key=lambda x: -x[1]) if p >= 0.2][:3]
+    return listed + (f" · predicted {', '.join(top)}" if top else "")
 
 
 def paper_card(out: Rich, paper: Paper, number: int | None = None, why: str = "",

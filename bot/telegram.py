@@ -64,18 +64,14 @@ class Runtime:
         """One ingestion run (blocking; call it through :meth:`call`)."""
         from recommender.pipeline import ingest
 
-        steps: dict[str, Callable[[], int]] = {}
+        steps: dict[str, Callable[..., int]] = {}
         try:
             engine = self.commands.engine
             steps["embed"] = lambda: engine.embed_missing(progress=False)
         except Exception:
             log.exception("no embedding engine for ingestion")
-        try:
-            from recommender import classify
-            if hasattr(classify, "classify_missing"):
-                steps["classify"] = lambda: classify.classify_missing(self.store)
-        except Exception:
-            log.exception("no classifier for ingestion")
+        from recommender.pipeline import classify_papers
+        steps["classify"] = lambda ids: classify_papers(self.store, self.commands.classifier, ids)
         return ingest(self.settings, self.store, **steps)
 
     def close(self) -> None:
@@ -401,11 +397,13 @@ def protect_token(token: str) -> None:
         h.addFilter(f)
 
 
-def build_application(rt: Runtime, pacer: Pacer | None = None) -> Application:
+def build_application(rt: Runtime, pacer: Pacer | None = None, timeout: float = 10.0) -> Application:
+    """The PTB Application with every handler; ``timeout`` bounds each Bot API request (then retried)."""
     s = rt.settings
     app = (ApplicationBuilder().token(s.telegram_token).base_url(s.telegram_api_url)
            .base_file_url(s.telegram_api_url.replace("/bot", "/file/bot"))
            .rate_limiter(pacer or Pacer()).concurrent_updates(64).connection_pool_size(128)
+           .read_timeout(timeout).write_timeout(timeout).connect_timeout(timeout).pool_timeout(timeout)
            .post_init(set_commands).build())
     app.bot_data["runtime"] = rt
     app.add_handler(MessageHandler(filters.UpdateType.EDITED, on_edited))

@@ -89,6 +89,11 @@ class Pred:
 
 
 class KeywordClassifier:
+    meta = {"name": "keywords-test"}
+
+    def predict_batch(self, papers: list[tuple[str, str]], batch_size: int = 256) -> list[Pred]:
+        return [self.predict(t, a) for t, a in papers]
+
     def predict(self, title: str, abstract: str) -> Pred:
         w = words(title + " " + abstract)
         if not w:

@@ -265,7 +265,8 @@ class FakeTelegram:
 
     def fail(self, method: str = "sendMessage", status: int = 502, times: int = 1, retry_after: int = 1,
              delay: float = 0.0) -> None:
-        """Answer the next ``times`` calls of ``method`` with ``status`` (429/5xx), or delay them."""
+        """Answer the next ``times`` calls of ``method`` with ``status`` (429/5xx); with ``delay``, hang that
+        long first and then drop the call unprocessed (the client should have timed out by then)."""
         with self.lock:
             self.failures.append({"method": method, "status": status, "times": times, "retry_after": retry_after,
                                   "delay": delay})
@@ -396,9 +397,9 @@ class FakeTelegram:
                 failure = None
         if failure is None:
             return
-        if failure["delay"]:
+        if failure["delay"]:  # a black hole: hang, then drop the request unprocessed
             time.sleep(failure["delay"])
-            return
+            raise ApiError(504, "Gateway Timeout")
         if failure["status"] == 429:
             raise ApiError(429, f"Too Many Requests: retry after {failure['retry_after']}", failure["retry_after"])
         raise ApiError(failure["status"], "Internal Server Error" if failure["status"] == 500 else "Bad Gateway")

@@ -110,6 +110,20 @@ def test_5xx_and_a_blocked_user(rt: Runtime, fake: FakeTelegram) -> None:
     run(go())
 
 
+def test_a_timeout_is_retried(rt: Runtime, fake: FakeTelegram) -> None:
+    users = add_users(rt.store, 3)
+    fake.fail("sendMessage", delay=1.5, times=1)
+
+    async def go() -> None:
+        app = build_application(rt, timeout=0.5)
+        async with app:
+            report = await Deliverer(rt, app.bot).run(now=AT_HOUR)
+        assert report.sent == 3 and report.failed == 0, report
+        assert [digests_in(fake, u) for u in users] == [1, 1, 1]
+
+    run(go())
+
+
 def test_restart_in_the_middle_of_a_run_sends_nothing_twice(rt: Runtime, fake: FakeTelegram) -> None:
     users = add_users(rt.store, 30)
 
