@@ -49,6 +49,7 @@ class EvalConfig:
     cat_likes: int = 20
     background: int = 3000
     k: int = 10
+    title_first: bool = True  # False: embed "abstract title" instead (to measure what the order is worth)
 
 
 @dataclass
@@ -161,8 +162,9 @@ def build_eval_data(cfg: EvalConfig) -> EvalData:
     return EvalData(cfg, papers, days, queries, background, cut)
 
 
-def eval_index(settings: Settings, embedder: Embedder) -> VectorIndex:
-    return VectorIndex(settings.home / "eval" / "vectors" / _slug(embedder.key), embedder.key, embedder.dim)
+def eval_index(settings: Settings, embedder: Embedder, title_first: bool = True) -> VectorIndex:
+    key = embedder.key + ("" if title_first else "|abstract-first")
+    return VectorIndex(settings.home / "eval" / "vectors" / _slug(key), key, embedder.dim)
 
 
 def embed_needed(data: EvalData, embedder: Embedder, index: VectorIndex, chunk: int = 256,
@@ -179,7 +181,7 @@ def embed_needed(data: EvalData, embedder: Embedder, index: VectorIndex, chunk: 
         bar = tqdm(total=len(todo), desc="eval embed", unit="paper")
     for start in range(0, len(todo), chunk):
         ids = todo[start:start + chunk]
-        vecs = embedder.encode([paper_text(data.papers[i]) for i in ids], batch_size=32)
+        vecs = embedder.encode([paper_text(data.papers[i], data.config.title_first) for i in ids], batch_size=32)
         index.add(ids, vecs)
         if bar is not None:
             bar.update(len(ids))
@@ -275,6 +277,7 @@ def run_rankers(data: EvalData, rankers: dict[str, Ranker], progress: bool = Tru
     """Mean metrics per ranker, per proxy (author/category), per split (dev/test)."""
     k = data.config.k
     rows: dict[tuple[str, str, str], list[dict[str, float]]] = defaultdict(list)
+    per_query = run_rankers.per_query = defaultdict(list)  # type: ignore[attr-defined]
     seconds: dict[str, float] = defaultdict(float)
     it = data.queries
     if progress:
@@ -290,7 +293,9 @@ def run_rankers(data: EvalData, rankers: dict[str, Ranker], progress: bool = Tru
             order = np.argsort(-s, kind="stable")
             seconds[name] += time.perf_counter() - t
             ranked = [cands[i] for i in order]
-            rows[(name, q.kind, q.split)].append(metrics_for(ranked, rel, k))
+            m = metrics_for(ranked, rel, k)
+            rows[(name, q.kind, q.split)].append(m)
+            per_query[(name, q.kind, q.split)].append(m[f"ndcg@{k}"])
     out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for (name, kind, split), r in rows.items():
         m = mean_metrics(r)
@@ -311,11 +316,11 @@ def default_rankers(data: EvalData, index: VectorIndex, with_svm: bool = True) -
     rankers["max"] = embedding_ranker(index, ScoringParams("max"))
     for k in (3, 5):
         rankers[f"knn-{k}"] = embedding_ranker(index, ScoringParams("knn", k=k))
-    for tau in (0.02, 0.05, 0.1):
+    for tau in (0.02, 0.05, 0.1, 0.2, 0.3):
         rankers[f"softmax-{tau}"] = embedding_ranker(index, ScoringParams("softmax", tau=tau))
-    for cap in (5, 10):
-        rankers[f"softmax-0.05-cap{cap}"] = embedding_ranker(index, ScoringParams("softmax", tau=0.05,
-                                                                                  max_positives=cap))
+    for mix in (0.5, 0.7):
+        rankers[f"hybrid-{mix}"] = embedding_ranker(index, ScoringParams("hybrid", tau=0.1, mix=mix))
+    rankers["softmax-0.2-cap8"] = embedding_ranker(index, ScoringParams("softmax", tau=0.2, max_positives=8))
     if with_svm:
         rankers["svm-embedding"] = svm_ranker(lambda ids: index.get(ids), data.background[:1000], c=0.1)
         rankers["tfidf-svm"] = svm_ranker(tfidf_features(data), data.background, c=0.01)
@@ -323,8 +328,9 @@ def default_rankers(data: EvalData, index: VectorIndex, with_svm: bool = True) -
 
 
 def choose(results: dict, candidates: Sequence[str], metric: str = "ndcg@10") -> str:
-    """The candidate with the best dev-half score on the author proxy."""
-    return max(candidates, key=lambda name: results[name]["author"]["dev"][metric])
+    """The candidate with the best dev-half score, averaged over the author and category proxies."""
+    return max(candidates, key=lambda name: (results[name]["author"]["dev"][metric]
+                                             + results[name]["category"]["dev"][metric]) / 2)
 
 
 def run_evaluation(settings: Settings, cfg: EvalConfig, embedder: Embedder | None = None,
@@ -333,12 +339,20 @@ def run_evaluation(settings: Settings, cfg: EvalConfig, embedder: Embedder | Non
     t0 = time.time()
     data = build_eval_data(cfg)
     embedder = embedder or load_embedder(settings)
-    index = eval_index(settings, embedder)
+    index = eval_index(settings, embedder, cfg.title_first)
     embedded = embed_needed(data, embedder, index, progress=progress)
     rankers = default_rankers(data, index, with_svm)
     results = run_rankers(data, rankers, progress)
-    ours = [n for n in rankers if n.startswith(("softmax", "knn", "max"))]
+    # eligible: methods that keep a user's distinct interests apart (not centroid-based, so not hybrid)
+    ours = [n for n in rankers if n.startswith(("softmax", "knn", "max")) and "cap" not in n]
     chosen = choose(results, ours)
+    per_query = run_rankers.per_query  # type: ignore[attr-defined]
+    comparisons = {}
+    for base in ("mean-of-likes", "tfidf-svm", "svm-embedding"):
+        for kind in ("author", "category"):
+            a, b = per_query.get((chosen, kind, "test")), per_query.get((base, kind, "test"))
+            if a and b:
+                comparisons[f"{chosen} - {base} ({kind}, test, ndcg@{cfg.k})"] = paired_bootstrap(a, b, cfg.seed)
     counts: dict[str, int] = defaultdict(int)
     for q in data.queries:
         counts[f"{q.kind}/{q.split}"] += 1
@@ -349,9 +363,20 @@ def run_evaluation(settings: Settings, cfg: EvalConfig, embedder: Embedder | Non
                      "embedder": embedder.key, "backend": embedder.backend},
         "chosen": chosen,
         "results": results,
+        "comparisons": comparisons,
         "seconds": round(time.time() - t0, 1),
         "newly_embedded": embedded,
     }
+
+
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], seed: int = 0, rounds: int = 2000
+                     ) -> dict[str, float]:
+    """Mean of a - b over paired queries with a 95% bootstrap interval (resampling queries)."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(rounds, len(d)))].mean(axis=1)
+    return {"mean_diff": round(float(d.mean()), 4), "ci95_low": round(float(np.percentile(means, 2.5)), 4),
+            "ci95_high": round(float(np.percentile(means, 97.5)), 4), "queries": int(len(d))}
 
 
 def markdown_table(report: dict, split: str = "test") -> str:

@@ -6,10 +6,13 @@ in cosine units, so one minimum-score threshold means the same thing for every u
 - ``mean``: cosine to the mean of the liked vectors (the baseline the product started from);
 - ``max``: cosine to the nearest liked paper (or the interest);
 - ``knn``: mean cosine to the ``k`` nearest liked papers;
-- ``softmax`` (the default, chosen on the evaluation's dev half, see ``docs/recommender_eval.md``): a
-  softmax-weighted average of the cosines to every liked paper, temperature ``tau``: close to ``max`` for a
-  paper near one interest, but a paper near several liked papers ranks above one near a single outlier.
-  Several distinct interests are never averaged into a point between them.
+- ``softmax`` (the default, ``tau`` 0.3, chosen on the evaluation's dev half among the methods that keep
+  interests apart, see ``docs/recommender_eval.md``): a softmax-weighted average of the cosines to every
+  liked paper. Close to ``max`` for a paper near one interest, yet a paper near several liked papers ranks
+  above one near a single outlier; distinct interests are never averaged into a point between them. Measured
+  on the author proxy (test half): nDCG@10 0.373 vs 0.325 for the mean of likes; level on the category proxy;
+- ``hybrid``: ``mix * softmax + (1 - mix) * mean``, as good on the proxies, but its centroid part lifts
+  papers half-way between two interests, so it is not the default.
 
 The free-text interest counts as one more "liked" item (its cosine is usually lower than a paper's, text
 against abstract). Dislikes push down: ``score -= dislike_weight * max(0, nearest_dislike_cos - dislike_floor)``,
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-METHODS = ("softmax", "mean", "max", "knn")
+METHODS = ("softmax", "hybrid", "mean", "max", "knn")
 
 
 @dataclass
@@ -77,15 +80,18 @@ class Profile:
 @dataclass
 class ScoringParams:
     method: str = "softmax"
-    tau: float = 0.05
+    tau: float = 0.3
     k: int = 3
     dislike_weight: float = 0.6
     dislike_floor: float = 0.25
+    mix: float = 0.5  # hybrid: weight of the softmax part (the rest: cosine to the centroid)
     max_positives: int = 0  # > 0: condense larger sets of likes to this many representatives (see condense)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown scoring method {self.method!r}; use one of {', '.join(METHODS)}")
+        if self.tau < 0.012:
+            raise ValueError("tau must be at least 0.012 (exp(1/tau) must fit in float32)")
 
 
 @dataclass
@@ -100,6 +106,16 @@ class Scores:
 
 def _l2(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def centroid(profile: Profile) -> np.ndarray:
+    """The unit mean of the liked papers' mean and the interest vector (the mean-of-likes baseline's query)."""
+    parts = []
+    if profile.likes is not None and len(profile.like_ids):
+        parts.append(_l2(np.asarray(profile.likes, np.float32).mean(axis=0)))
+    if profile.interest_vec is not None:
+        parts.append(np.asarray(profile.interest_vec, np.float32))
+    return _l2(np.mean(parts, axis=0))
 
 
 def condense(vecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +145,7 @@ def pool(sims: np.ndarray, params: ScoringParams, log_weights: np.ndarray | None
         k = min(params.k, sims.shape[1])
         top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
         return top.mean(axis=1)
-    if params.method == "softmax":
+    if params.method in ("softmax", "hybrid"):
         z = sims / params.tau
         if log_weights is not None:
             z = z + log_weights[None, :]
@@ -152,18 +168,15 @@ def score(profile: Profile, candidates: np.ndarray, params: ScoringParams | None
     nearest = sims.argmax(axis=1)
     nearest_cos = sims[np.arange(n), nearest]
     if params.method == "mean":
-        parts = []
-        if profile.likes is not None and len(profile.like_ids):
-            parts.append(_l2(np.asarray(profile.likes, np.float32).mean(axis=0)))
-        if profile.interest_vec is not None:
-            parts.append(np.asarray(profile.interest_vec, np.float32))
-        centroid = _l2(np.mean(parts, axis=0))
-        s = cand @ centroid
-    elif params.max_positives and len(profile.like_ids) > params.max_positives:
-        cpos, logw = profile.condensed(params.max_positives)
-        s = pool(cand @ cpos.T, params, logw)
+        s = cand @ centroid(profile)
     else:
-        s = pool(sims, params)
+        if params.max_positives and len(profile.like_ids) > params.max_positives:
+            cpos, logw = profile.condensed(params.max_positives)
+            s = pool(cand @ cpos.T, params, logw)
+        else:
+            s = pool(sims, params)
+        if params.method == "hybrid":
+            s = params.mix * s + (1 - params.mix) * (cand @ centroid(profile))
     if profile.dislikes is not None and len(profile.dislike_ids):
         neg = (cand @ np.asarray(profile.dislikes, np.float32).T).max(axis=1)
         s = s - params.dislike_weight * np.maximum(0.0, neg - params.dislike_floor)
@@ -209,17 +222,10 @@ def _score_chunk(profiles: list[Profile], cand: np.ndarray, params: ScoringParam
     live = [j for j, p in enumerate(profiles) if not p.empty]
     if not live:
         return
+    if params.method in ("mean", "hybrid"):
+        cent = cand @ np.stack([centroid(profiles[j]) for j in live]).T
     if params.method == "mean":
-        cents = []
-        for j in live:
-            p = profiles[j]
-            parts = []
-            if p.likes is not None and len(p.like_ids):
-                parts.append(_l2(np.asarray(p.likes, np.float32).mean(axis=0)))
-            if p.interest_vec is not None:
-                parts.append(np.asarray(p.interest_vec, np.float32))
-            cents.append(_l2(np.mean(parts, axis=0)))
-        out[:, live] = cand @ np.stack(cents).T
+        out[:, live] = cent
     else:
         blocks, widths, logws = [], [], []
         for j in live:
@@ -230,16 +236,20 @@ def _score_chunk(profiles: list[Profile], cand: np.ndarray, params: ScoringParam
         sims = cand @ np.concatenate(blocks).T  # (n, total positives)
         logw_all = np.concatenate(logws)
         offsets = np.r_[0, np.cumsum(widths)[:-1]]
-        seg = np.repeat(np.arange(len(live)), widths)
         if params.method == "max":
             pooled = np.maximum.reduceat(sims, offsets, axis=1)
-        elif params.method == "softmax":
-            top = np.maximum.reduceat(sims, offsets, axis=1)
-            e = np.exp((sims - top[:, seg]) / params.tau + logw_all[None, :])
-            pooled = np.add.reduceat(e * sims, offsets, axis=1) / np.add.reduceat(e, offsets, axis=1)
+        elif params.method in ("softmax", "hybrid"):
+            # cosines are within [-1, 1], so exp(cos / tau) cannot overflow float32 for tau >= 0.012:
+            # no max-subtraction needed, and the work is done in place on one temporary
+            e = sims * np.float32(1.0 / params.tau)
+            e += logw_all[None, :]
+            np.exp(e, out=e)
+            den = np.add.reduceat(e, offsets, axis=1)
+            e *= sims
+            pooled = np.add.reduceat(e, offsets, axis=1) / den
         else:  # knn: per profile (k-th largest within a segment has no reduceat form)
             pooled = np.stack([pool(sims[:, o:o + w], params) for o, w in zip(offsets, widths)], axis=1)
-        out[:, live] = pooled
+        out[:, live] = pooled if params.method != "hybrid" else params.mix * pooled + (1 - params.mix) * cent
     with_dislikes = [j for j in live if profiles[j].dislikes is not None and len(profiles[j].dislike_ids)]
     if with_dislikes:
         neg_blocks = [np.asarray(profiles[j].dislikes, np.float32) for j in with_dislikes]

@@ -67,7 +67,7 @@ def test_empty_profile_ranks_nothing() -> None:
     assert np.all(score(prof, AXES).score == 0)
 
 
-@pytest.mark.parametrize("method", ["softmax", "mean", "max", "knn"])
+@pytest.mark.parametrize("method", ["softmax", "hybrid", "mean", "max", "knn"])
 def test_every_method_stays_in_cosine_units(method: str) -> None:
     rng = np.random.default_rng(1)
     likes = rng.standard_normal((7, 16)).astype(np.float32)
@@ -76,7 +76,7 @@ def test_every_method_stays_in_cosine_units(method: str) -> None:
     cands /= np.linalg.norm(cands, axis=1, keepdims=True)
     s = score(Profile(like_ids=[str(i) for i in range(7)], likes=likes), cands, ScoringParams(method)).score
     assert s.shape == (50,) and np.all(s <= 1.0001) and np.all(s >= -1.0001)
-    if method != "mean":  # pooled cosines never exceed the nearest liked paper's
+    if method not in ("mean", "hybrid"):  # pooled cosines never exceed the nearest liked paper's
         assert np.all(s <= (cands @ likes.T).max(axis=1) + 1e-5)
 
 
@@ -86,7 +86,7 @@ def test_unknown_method_is_refused() -> None:
     assert why_line(None, 0.5, "x" * 80).count("...") == 1
 
 
-@pytest.mark.parametrize("method", ["softmax", "mean", "max", "knn"])
+@pytest.mark.parametrize("method", ["softmax", "hybrid", "mean", "max", "knn"])
 def test_batched_scoring_equals_one_by_one(method: str) -> None:
     from recommender.digest import rank_many
     from recommender.profile import score_many
