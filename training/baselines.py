@@ -52,14 +52,14 @@ def _score(name: str, split: str, probs_val: np.ndarray, y_val: np.ndarray, prob
             "test": full_report(probs_test, y_test, gi, groups, thr)}
 
 
-def run_tfidf_baselines(records: list[Record], labels: Labels, split: dict, rf_train: int = 15000,
+def run_tfidf_baselines(records: list[Record], labels: Labels, split: dict, rf_train: int = 10000,
                         seed: int = 13) -> list[dict]:
     idx = {r.id: i for i, r in enumerate(records)}
     tr, va, te = ([idx[i] for i in split[k]] for k in ("train", "val", "test"))
     y = multi_hot(records, labels)
     gi = np.array([labels.groups.index(labels.group_of[c]) for c in labels.codes])
     texts = [text_of(r) for r in tqdm(records, desc="tokenising", unit=" papers")]
-    vec = TfidfVectorizer(min_df=3, max_df=0.5, max_features=100_000, sublinear_tf=True, token_pattern=r"\S+")
+    vec = TfidfVectorizer(min_df=3, max_df=0.5, max_features=50_000, sublinear_tf=True, token_pattern=r"\S+")
     Xtr = vec.fit_transform([texts[i] for i in tr])
     Xva, Xte = vec.transform([texts[i] for i in va]), vec.transform([texts[i] for i in te])
     present = y[tr].sum(0) > 0
@@ -117,7 +117,7 @@ def embed_texts(texts: list[str], cache: Path, batch_size: int = 64) -> np.ndarr
 
 
 def run_minilm_baseline(records: list[Record], labels: Labels, splits: dict, cache_dir: Path,
-                        n_train: int = 4000, n_eval: int = 1500, seed: int = 13) -> list[dict]:
+                        n_train: int = 3000, n_eval: int = 1000, seed: int = 13) -> list[dict]:
     """LR on MiniLM embeddings for each split, on subsamples. The training subsample is drawn from papers in
     the training part of every split, so one set of embeddings serves all splits."""
     idx = {r.id: i for i, r in enumerate(records)}
@@ -126,8 +126,8 @@ def run_minilm_baseline(records: list[Record], labels: Labels, splits: dict, cac
     train_ids = sorted(rng.sample(sorted(common), min(n_train, len(common))))
     samples = {"train": train_ids}
     for name, s in splits.items():
-        for part in ("val", "test"):
-            samples[f"{name}_{part}"] = sorted(rng.sample(s[part], min(n_eval, len(s[part]))))
+        for part, n in (("val", n_eval // 2), ("test", n_eval)):
+            samples[f"{name}_{part}"] = sorted(rng.sample(s[part], min(n, len(s[part]))))
     y = multi_hot(records, labels)
     gi = np.array([labels.groups.index(labels.group_of[c]) for c in labels.codes])
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -162,6 +162,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True, help="run directory holding splits.json")
     ap.add_argument("--out", type=Path, required=True, help="JSON file for the results")
     ap.add_argument("--only", choices=["tfidf", "minilm"], default=None)
+    ap.add_argument("--splits", default="temporal,random")
     args = ap.parse_args()
     labels = Labels.from_taxonomy()
     records = load_records(args.data, labels)
@@ -169,7 +170,7 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.exists() else []
     done = {(r["model"], r["split"]) for r in results}
     if args.only in (None, "tfidf"):
-        for name in ("temporal", "random"):
+        for name in args.splits.split(","):
             if any(s == name and "tf-idf" in m for m, s in done):
                 continue
             results += run_tfidf_baselines(records, labels, splits[name])

@@ -101,11 +101,12 @@ def prepare(records: list[Record], labels: Labels, cfg: TrainConfig, run_dir: Pa
                for r in tqdm(records, desc="encoding", unit=" papers")]
         lengths = np.array([len(a) for a in ids], dtype=np.int64)
         np.savez(enc_path, flat=np.concatenate(ids), lengths=lengths)
-    enc = np.load(enc_path)
-    offsets = np.concatenate([[0], np.cumsum(enc["lengths"])])
-    if len(enc["lengths"]) != len(records):
+    with np.load(enc_path) as enc:  # read each array once (NpzFile re-reads on every access)
+        flat, lengths = enc["flat"], enc["lengths"]
+    if len(lengths) != len(records):
         raise ValueError(f"{enc_path} was built from a different corpus; delete the run directory")
-    token_ids = [enc["flat"][offsets[i]:offsets[i + 1]] for i in range(len(records))]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    token_ids = [flat[offsets[i]:offsets[i + 1]] for i in range(len(records))]
     return Prepared(records, labels, splits, phrases, vocab, vectors, token_ids, multi_hot(records, labels))
 
 
