@@ -139,6 +139,9 @@ class Sent:
     def callback_data(self) -> list[str]:
         return [b.get("callback_data", "") for row in (self.markup or {}).get("inline_keyboard", []) for b in row]
 
+    def labels(self) -> list[str]:
+        return [b["text"] for row in (self.markup or {}).get("inline_keyboard", []) for b in row]
+
     def button(self, label_startswith: str) -> str:
         for row in (self.markup or {}).get("inline_keyboard", []):
             for b in row:

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 import pytest
 
 from bot.commands import Commands
+from bot.pacing import Pacer
 from bot.telegram import Deliverer, Runtime, running
 from recommender.importer import import_file
 from recommender.store import Store
@@ -99,7 +100,7 @@ def test_a_users_first_day(rt: Runtime, fake: FakeTelegram) -> None:
             # like from the button, twice: the second press changes nothing and breaks nothing
             cb = fake.press(uid, digest, digest.button("👍 1"))
             assert "Liked" in (await fake.answer_of(cb))["text"]
-            await fake.until(lambda: digest.button("✅ 1"), what="liked label")
+            await fake.until(lambda: "✅ 1" in digest.labels(), what="liked label")
             cb = fake.press(uid, digest, digest.button("✅ 1"))
             assert "already" in (await fake.answer_of(cb))["text"]
             assert first_id in rt.store.liked_ids(uid)
@@ -153,7 +154,7 @@ def test_bad_input_always_gets_a_helpful_reply(rt: Runtime, fake: FakeTelegram) 
     uid = 2002
 
     async def go() -> None:
-        async with running(rt):
+        async with running(rt, pacer=Pacer(per_chat_interval=0.4)):
             for k, (text, expected) in enumerate(BAD_INPUTS, 1):
                 fake.send_text(uid, text)
                 got = (await fake.replies(uid, k))[-1].text
@@ -180,7 +181,7 @@ def test_long_replies_and_nasty_titles_are_split_and_escaped(rt: Runtime, fake: 
     rt.store.conn.execute("UPDATE papers SET title = ? || title", (nasty + " ",))
 
     async def go() -> None:
-        async with running(rt):
+        async with running(rt, pacer=Pacer(per_chat_interval=0.4)):
             fake.send_text(uid, "/help")
             fake.send_text(uid, "/similar neural networks learning training 20")
             msgs = await fake.replies(uid, 3)
