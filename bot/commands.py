@@ -164,9 +164,9 @@ class Commands:
     # -- entry points -----------------------------------------------------------------------------------
     def user(self, caller: Caller) -> User:
         s = self.settings
-        user = self.store.ensure_user(caller.user_id, chat_id=caller.chat_id, name=caller.name or None,
-                                      timezone=s.digest_timezone, digest_hour=s.digest_hour,
-                                      digest_size=s.digest_size, min_score=s.min_score)
+        user = self.store.get_user(caller.user_id) or self.store.ensure_user(
+            caller.user_id, chat_id=caller.chat_id, name=caller.name or None, timezone=s.digest_timezone,
+            digest_hour=s.digest_hour, digest_size=s.digest_size, min_score=s.min_score)
         changes: dict[str, object] = {}
         if not user.active:
             changes["active"] = 1  # they talk to us again, so they unblocked the bot

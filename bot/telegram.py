@@ -60,8 +60,23 @@ class Runtime:
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.worker, partial(fn, *args, **kwargs))
 
-    def ingest_once(self) -> Any:
-        """One ingestion run (blocking; call it through :meth:`call`)."""
+    async def ingest(self) -> Any:
+        """One ingestion run: the feed is fetched on a thread of its own (a slow arXiv must not hold up
+        commands), then stored, embedded and classified on the worker."""
+        from recommender.arxiv import ArxivClient
+
+        def fetch() -> Any:
+            client = ArxivClient(self.settings)
+            try:
+                return client.fetch_rss(list(self.settings.categories))
+            finally:
+                client.close()
+
+        feed = await asyncio.to_thread(fetch)
+        return await self.call(self.ingest_once, _Prefetched(feed))
+
+    def ingest_once(self, client: Any = None) -> Any:
+        """One ingestion run (blocking; call it through :meth:`call`); ``client`` may be prefetched."""
         from recommender.pipeline import ingest
 
         steps: dict[str, Callable[..., int]] = {}
@@ -72,10 +87,23 @@ class Runtime:
             log.exception("no embedding engine for ingestion")
         from recommender.pipeline import classify_papers
         steps["classify"] = lambda ids: classify_papers(self.store, self.commands.classifier, ids)
-        return ingest(self.settings, self.store, **steps)
+        return ingest(self.settings, self.store, client=client, **steps)
 
     def close(self) -> None:
         self.worker.shutdown(wait=True)
+
+
+class _Prefetched:
+    """Stands in for an ArxivClient whose feed was already fetched."""
+
+    def __init__(self, feed: Any) -> None:
+        self.feed = feed
+
+    def fetch_rss(self, categories: Any) -> Any:
+        return self.feed
+
+    def close(self) -> None:
+        pass
 
 
 def runtime(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
@@ -358,7 +386,7 @@ class Deliverer:
 async def ingest_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = runtime(context)
     try:
-        report = await rt.call(rt.ingest_once)
+        report = await rt.ingest()
     except Exception:
         log.exception("scheduled ingestion failed")
         return

@@ -79,7 +79,7 @@ def test_ingestion_job_then_digest_and_a_day_without_announcement(rt: Runtime, f
 
     async def go() -> None:
         async with running(rt) as app:
-            report = await rt.call(rt.ingest_once)
+            report = await rt.ingest()
             assert report.announced == "2026-07-01" and report.inserted == 40
             seen = rt.store.announcement_first_seen("2026-07-01")
             d = Deliverer(rt, app.bot)
@@ -92,7 +92,7 @@ def test_ingestion_job_then_digest_and_a_day_without_announcement(rt: Runtime, f
             assert msg.text.startswith("Your arXiv digest for 2026-07-01"), msg.text
             assert "↳ matches your interest" in msg.text
             # next morning: the feed is empty (no announcement), the user is told once
-            empty = await rt.call(rt.ingest_once)
+            empty = await rt.ingest()
             assert empty.announced is None
             nxt = at_hour.replace(day=at_hour.day + 1)
             assert (await d.run(now=nxt)).notices == 1
