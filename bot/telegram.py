@@ -7,7 +7,8 @@ characters, inline keyboards, documents. Group chats, edited messages and non-te
 explanation. Sending goes through :class:`~bot.pacing.Pacer` (30/s overall, 1/s per chat, 429s retried);
 other transient errors (5xx, timeouts) are retried with backoff; a 403 marks the user inactive.
 
-Two JobQueue jobs run the day: ingestion every ``ingest_interval_minutes`` and a delivery run every minute.
+JobQueue jobs run the day: a warm-up (load the models, embed what lacks vectors) once polling is up,
+ingestion every ``ingest_interval_minutes`` and a delivery run every minute.
 A delivery run logs each digest in the store before and after sending (``pending`` -> ``sent``) with the
 message id, so a restart resumes with no duplicates and no one skipped; a cancelled run finishes the
 messages it already started.
@@ -394,6 +395,16 @@ async def ingest_job(context: ContextTypes.DEFAULT_TYPE) -> None:
              f"{report.announced}, {report.inserted} new papers")
 
 
+async def warmup_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Load the models and embed what lacks vectors, on the worker, once polling is up."""
+    rt = runtime(context)
+    try:
+        n = await rt.call(lambda: rt.commands.engine.embed_missing(progress=False))
+        log.info("warm-up: embedded %d papers", n)
+    except Exception:
+        log.exception("warm-up failed; /similar and digests may be incomplete")
+
+
 async def delivery_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = runtime(context)
     await Deliverer(rt, context.bot).run()
@@ -446,6 +457,7 @@ def build_application(rt: Runtime, pacer: Pacer | None = None, timeout: float = 
 def schedule_jobs(app: Application, rt: Runtime, delivery_every: float = 60.0) -> None:
     jq = app.job_queue
     assert jq is not None, "install python-telegram-bot[job-queue]"
+    jq.run_once(warmup_job, when=1, name="warm-up")
     jq.run_repeating(ingest_job, interval=rt.settings.ingest_interval_minutes * 60, first=5, name="ingest")
     jq.run_repeating(delivery_job, interval=delivery_every, first=10, name="deliver")
 
@@ -481,10 +493,6 @@ def run_telegram(settings: Settings) -> int:
     protect_token(settings.telegram_token)
     rt = open_runtime(settings)
     try:
-        try:
-            rt.commands.engine.embed_missing(progress=False)
-        except Exception:
-            log.exception("could not embed papers at start; /similar and digests may be incomplete")
         app = build_application(rt)
         schedule_jobs(app, rt)
         log.info("arxiv-digest bot polling %s", settings.telegram_api_url.rsplit("/bot", 1)[0])

@@ -131,6 +131,31 @@ def test_a_users_first_day(rt: Runtime, fake: FakeTelegram) -> None:
     run(day())
 
 
+def test_identical_edits_and_stale_buttons_are_harmless(rt: Runtime, fake: FakeTelegram) -> None:
+    uid = 1500
+
+    async def go() -> None:
+        async with running(rt, pacer=Pacer(per_chat_interval=0.4)):
+            fake.send_text(uid, "/follow")
+            [menu] = await fake.replies(uid, 1)
+            first = fake.press(uid, menu, menu.button("Physics"))
+            await fake.answer_of(first)
+            await fake.until(lambda: menu.edits == 1)
+            again = fake.press(uid, menu, "FG:4")  # the same menu again: Telegram says "not modified"
+            await fake.answer_of(again)
+            await fake.until(lambda: any("not modified" in e[2] for e in fake.errors), what="not modified")
+            stale = fake.press(uid, menu, "Q:obsolete")
+            assert "older version" in (await fake.answer_of(stale))["text"]
+            gone = fake.press(uid, menu, "L:1:2501.99999")  # a paper nobody knows
+            assert "no longer know" in (await fake.answer_of(gone))["text"]
+            fake.send_text(uid, "/help")
+            await fake.replies(uid, 2)
+        assert len(fake.messages(uid)) == 2  # no apology messages, no crash
+        assert [e for e in fake.errors if e[1] == 400] == [e for e in fake.errors if "not modified" in e[2]]
+
+    run(go())
+
+
 BAD_INPUTS = [
     ("/like", "Give one or more arXiv ids"),
     ("/like 1234.5", "is not an arXiv id"),
@@ -196,3 +221,26 @@ def test_long_replies_and_nasty_titles_are_split_and_escaped(rt: Runtime, fake: 
         assert not [e for e in fake.errors if e[1] == 400], fake.errors
 
     run(go())
+
+
+@pytest.mark.slow
+def test_arxiv_digest_run_with_a_token_serves_telegram(tmp_path: Path, fake: FakeTelegram) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    env = {**os.environ, "ARXIV_DIGEST_HOME": str(tmp_path / "var"), "TELEGRAM_BOT_TOKEN": fake.token,
+           "TELEGRAM_API_URL": fake.base_url, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "recommender.cli", "run"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        fake.wait_for(lambda: fake.commands, timeout=120, what="setMyCommands")
+        fake.send_text(9, "/start")
+        fake.wait_messages(9, 1, timeout=300)
+        assert "arxiv-digest" in fake.texts(9)[0]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert fake.token not in err and fake.token not in out
