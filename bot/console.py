@@ -3,12 +3,14 @@
 Replies are printed as plain text; buttons are shown as numbered choices, and typing a number presses one
 (of the last message that had buttons). A file (``/export``) is written to ``<home>/exports/``. When standard
 input is not a terminal, every line is one command, echoed after a ``»`` so a transcript reads well, and the
-bot exits at the end of input.
+bot exits at the end of input. On a first start the demo papers are embedded on a background thread, so
+the terminal answers at once; commands that need the models wait for it, saying so.
 """
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import IO, Iterable
 
@@ -22,12 +24,16 @@ from .rich import to_plain
 log = logging.getLogger(__name__)
 
 LOCAL_USER = Caller(user_id=1, chat_id=None, name="")
+# commands (and button kinds) that may use the embedding model or the vectors; the rest answer during warm-up
+NEEDS_MODELS = {"similar", "digest", "like", "dislike", "classify"}
+BUTTONS_NEEDING_MODELS = {"L", "D", "S", "C"}
 
 
 class Console:
     def __init__(self, commands: Commands, out: IO[str] | None = None, caller: Caller = LOCAL_USER,
-                 echo: bool = False) -> None:
+                 echo: bool = False, warmup: threading.Thread | None = None) -> None:
         self.commands = commands
+        self.warmup = warmup
         self.out = out or sys.stdout
         self.caller = caller
         self.echo = echo
@@ -73,11 +79,27 @@ class Console:
             store.record_delivery(self.caller.user_id, pid, plan.day, rank=rank, score=score)
         store.set_digest_status(self.caller.user_id, plan.day, "sent")
 
+    def _wait_for_models(self, needs: bool) -> None:
+        if not needs or self.warmup is None or not self.warmup.is_alive():
+            return
+        self.write("(preparing the demo papers for their first use: embedding them takes a minute or two, "
+                   "once; later starts are instant)")
+        self.warmup.join()
+        self.warmup = None
+
     def handle_line(self, line: str) -> None:
         line = line.rstrip("\n")
         if self.echo:
             self.write(f"» {line}")
         stripped = line.strip()
+        name = stripped.split()[0].lstrip("/").split("@")[0].lower() if stripped.startswith("/") else ""
+        if stripped.isdigit() and len(stripped) <= 3 and self.buttons:
+            k = int(stripped)
+            flat = [b for row in self.buttons for b in row]
+            data = flat[k - 1].data if 1 <= k <= len(flat) else ""
+            self._wait_for_models(data.split(":")[0] in BUTTONS_NEEDING_MODELS)
+        else:
+            self._wait_for_models(bool(stripped) and (not name or name in NEEDS_MODELS))
         if stripped.isdigit() and len(stripped) <= 3 and self.buttons:
             flat = [b for row in self.buttons for b in row]
             k = int(stripped)
@@ -112,22 +134,37 @@ class Console:
                 self.handle_line(line)
 
 
-def prepare(settings: Settings, store: Store, commands: Commands, progress: bool = True) -> None:
-    """First-start set-up: import the bundled demo papers and embed them (once; later starts skip it)."""
+class Warmup(threading.Thread):
+    """Embeds the papers that lack vectors on a thread (and a store connection) of its own, so the terminal
+    answers at once on a first start; commands that need the models wait for it (see ``NEEDS_MODELS``)."""
+
+    def __init__(self, settings: Settings, progress: bool = False) -> None:
+        super().__init__(name="arxiv-digest-warmup", daemon=True)
+        self.settings, self.progress = settings, progress
+        self.embedded = 0
+
+    def run(self) -> None:
+        store = Store(self.settings.db_path, taxonomy=self.settings.taxonomy_path)
+        try:
+            from recommender.engine import Engine
+            self.embedded = Engine(self.settings, store).embed_missing(progress=self.progress)
+            log.info("warm-up: embedded %d papers", self.embedded)
+        except Exception:  # the commands that need the engine will say it is unavailable
+            log.warning("warm-up failed; the recommender engine is not available", exc_info=True)
+        finally:
+            store.close()
+
+
+def prepare(settings: Settings, store: Store, progress: bool = True) -> Warmup:
+    """First-start set-up: import the bundled demo papers (once), then embed them in the background."""
     from recommender.pipeline import ensure_demo_corpus
 
     imported = ensure_demo_corpus(settings, store, progress=progress)
     if imported:
         log.info("imported %d demo papers", imported)
-    try:
-        embed_missing = commands.engine.embed_missing
-    except Exception:  # the engine is optional for browsing; commands that need it say so
-        log.warning("the recommender engine is not available; /similar and /digest will say so")
-        return
-    try:
-        embed_missing(progress=progress)
-    except TypeError:
-        embed_missing()
+    warmup = Warmup(settings)
+    warmup.start()
+    return warmup
 
 
 def quiet_logging(home: Path) -> None:
@@ -153,8 +190,8 @@ def run_console(settings: Settings, stdin: IO[str] | None = None, out: IO[str] |
     try:
         commands = Commands(settings, store)
         interactive = stdin.isatty()
-        prepare(settings, store, commands, progress=interactive or sys.stderr.isatty())
-        console = Console(commands, out=out, echo=not interactive)
+        warmup = prepare(settings, store, progress=interactive or sys.stderr.isatty())
+        console = Console(commands, out=out, echo=not interactive, warmup=warmup)
         latest = store.latest_announcement()
         console.write(f"arxiv-digest in your terminal: {store.count_papers():,} papers, latest announcement "
                       f"{latest or 'none'}. Type /start or /help" + ("; Ctrl-D quits." if interactive else "."))

@@ -45,7 +45,8 @@ def test_a_scripted_terminal_session(settings: Settings, store: Store, demo_pape
 def test_make_run_without_a_token_answers_a_piped_script(tmp_path: Path) -> None:
     env = {**os.environ, "ARXIV_DIGEST_HOME": str(tmp_path / "var"), "HF_HUB_OFFLINE": "1"}
     env.pop("TELEGRAM_BOT_TOKEN", None)
-    script = "/start\n/help\n/follow cs.LG\n/interests diffusion models\n/digest\n/similar 2606.28354 3\n"
+    script = ("/start\n/help\n/follow cs.LG cs.CL\n/interests large language models and their reasoning\n"
+              "/digest\n/similar 2606.28354 3\n")
     proc = subprocess.run([sys.executable, "-m", "recommender.cli", "run"], input=script, text=True,
                           capture_output=True, env=env, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
