@@ -52,3 +52,23 @@ def test_make_run_without_a_token_answers_a_piped_script(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "» /start" in proc.stdout and "What I can do" in proc.stdout
     assert "Your arXiv digest for" in proc.stdout and "Close to 2606.28354" in proc.stdout
+
+
+def test_first_start_answers_while_the_models_warm_up(settings: Settings, store: Store,
+                                                     demo_papers: list[Paper]) -> None:
+    import threading
+    import time
+    store.upsert_papers(demo_papers[:50])
+    release = threading.Event()
+    warmup = threading.Thread(target=release.wait, daemon=True)
+    warmup.start()
+    out = io.StringIO()
+    console = Console(Commands(settings, store, engine_factory=lambda: LexicalEngine(store),
+                               classifier_factory=KeywordClassifier), out=out, echo=True, warmup=warmup)
+    t0 = time.monotonic()
+    console.run(io.StringIO("/start\n/help\n/follow cs.LG\n"))
+    assert time.monotonic() - t0 < 5 and "preparing" not in out.getvalue()
+    threading.Timer(0.2, release.set).start()
+    console.run(io.StringIO("/similar neural networks\n"))
+    text = out.getvalue()
+    assert text.index("(preparing the demo papers") < text.index("Close to")
