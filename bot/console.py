@@ -197,6 +197,9 @@ def run_console(settings: Settings, stdin: IO[str] | None = None, out: IO[str] |
                       f"{latest or 'none'}. Type /start or /help" + ("; Ctrl-D quits." if interactive else "."))
         console.write("")
         console.run(stdin, interactive=interactive)
+        if warmup.is_alive():  # finish the one-time preparation so the next start is instant
+            print("(finishing the first-start preparation of the demo papers; once only)", file=sys.stderr)
+            warmup.join()
     finally:
         store.close()
     return 0
