@@ -1,0 +1,179 @@
+"""The common ground of the bot's commands: who is calling, input errors, the collaborators, helpers.
+
+:class:`CommandsBase` holds the settings and the store and loads the recommender engine and the classifier on
+first use; its helpers parse ids, look papers up (fetching unknown ones from arXiv, then classifying them),
+and describe a user's profile. The command groups (``cmd_papers``, ``cmd_profile``, ``cmd_digest``) build on
+it and :class:`bot.commands.Commands` puts them together.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from recommender.config import Settings
+from recommender.ids import InvalidArxivId, parse_arxiv_id
+from recommender.models import Paper
+from recommender.store import Store, User
+
+from . import render
+from .rich import Rich
+
+log = logging.getLogger(__name__)
+
+MAX_ARG_CHARS = 4000  # a title plus the longest arXiv abstract fit comfortably
+MAX_IDS = 20
+MAX_INTERESTS = 500
+MAX_SIMILAR = 20
+LIKES_PAGE = 10
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is talking: a user id (Telegram's, or 1 in the terminal) and where to answer."""
+
+    user_id: int
+    chat_id: int | None = None
+    name: str = ""
+
+
+class UserError(Exception):
+    """Input the user can fix; the message is shown to them as it is."""
+
+
+class CommandsBase:
+    """State and helpers shared by every command. Thread-confined: call it from one thread at a time."""
+
+    def __init__(self, settings: Settings, store: Store, engine_factory: Callable[[], Any] | None = None,
+                 classifier_factory: Callable[[], Any] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self._engine_factory = engine_factory or self._default_engine
+        self._classifier_factory = classifier_factory or self._default_classifier
+
+    # -- collaborators, loaded on first use -------------------------------------------------------------
+    def _default_engine(self) -> Any:
+        from recommender.engine import Engine
+        # interactive look-ups of unknown ids should fail fast rather than retry for minutes
+        quick = dataclasses.replace(self.settings, api_retries=min(self.settings.api_retries, 2),
+                                    api_timeout=min(self.settings.api_timeout, 15.0), api_delay=1.0)
+        return Engine(quick, self.store)
+
+    def _default_classifier(self) -> Any:
+        from recommender.classify import get_classifier
+        return get_classifier(Path(self.settings.classifier_dir) if self.settings.classifier_dir else None)
+
+    @cached_property
+    def engine(self) -> Any:
+        try:
+            return self._engine_factory()
+        except Exception:
+            log.exception("the recommender engine could not be loaded")
+            raise UserError("Recommendations are not available right now (the engine could not be loaded); "
+                            "the operator has been told.") from None
+
+    @cached_property
+    def classifier(self) -> Any:
+        return self._classifier_factory()
+
+    @cached_property
+    def _groups(self) -> list[tuple[str, list[str]]]:
+        return sorted(self.store.category_groups().items())
+
+    @cached_property
+    def _names(self) -> dict[str, str]:
+        return self.store.category_names()
+
+    # -- entry points -----------------------------------------------------------------------------------
+    def user(self, caller: Caller) -> User:
+        s = self.settings
+        user = self.store.get_user(caller.user_id) or self.store.ensure_user(
+            caller.user_id, chat_id=caller.chat_id, name=caller.name or None, timezone=s.digest_timezone,
+            digest_hour=s.digest_hour, digest_size=s.digest_size, min_score=s.min_score)
+        changes: dict[str, object] = {}
+        if not user.active:
+            changes["active"] = 1  # they talk to us again, so they unblocked the bot
+        if caller.chat_id is not None and user.chat_id != caller.chat_id:
+            changes["chat_id"] = caller.chat_id
+        return self.store.update_user(user.id, **changes) if changes else user
+
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def _parse_ids(self, args: str, usage: str) -> list[str]:
+        tokens = [t for t in re.split(r"[\s,;]+", args) if t]
+        if not tokens:
+            raise UserError(f"Give one or more arXiv ids or links, e.g. {usage}")
+        if len(tokens) > MAX_IDS:
+            raise UserError(f"That is {len(tokens)} ids; send at most {MAX_IDS} at a time.")
+        ids, bad = [], []
+        for t in tokens:
+            try:
+                ids.append(parse_arxiv_id(t).id)
+            except InvalidArxivId as exc:
+                bad.append(str(exc))
+        if bad:
+            raise UserError(bad[0] if len(bad) == 1 else f"{len(bad)} of those are not arXiv ids. {bad[0]}")
+        return list(dict.fromkeys(ids))
+
+    def _papers(self, ids: Sequence[str]) -> tuple[dict[str, Paper], list[str]]:
+        """Papers for ``ids``, fetching unknown ones from arXiv; returns (found, missing)."""
+        found = self.store.get_papers(ids)
+        lacking = [i for i in ids if i not in found]
+        if lacking:
+            try:
+                found.update(self.engine.ensure_papers(lacking))
+            except (LookupError, InvalidArxivId) as exc:
+                log.info("arXiv look-up of %s failed: %s", lacking, exc)
+                found.update(self.store.get_papers(lacking))  # those fetched before the failure
+            self._classify_new([i for i in lacking if i in found])
+        return found, [i for i in ids if i not in found]
+
+    def _classify_new(self, ids: Sequence[str]) -> None:
+        """Store predicted categories for papers just fetched from arXiv (skipped if no classifier)."""
+        if not ids:
+            return
+        try:
+            from recommender.pipeline import classify_papers
+            classify_papers(self.store, self.classifier, list(ids))
+        except Exception:  # predictions decorate replies; a missing model must not fail the command
+            log.warning("could not classify fetched papers %s", list(ids), exc_info=True)
+
+    @staticmethod
+    def _missing_text(missing: Sequence[str]) -> str:
+        return (f"I could not find {', '.join(missing)} on arXiv (check the id, or try again later if arXiv "
+                "is unreachable).")
+
+    def _has_profile(self, user: User) -> bool:
+        return bool(user.categories or user.interests or self.store.liked_ids(user.id))
+
+    def _profile_status(self, user: User) -> Rich:
+        likes = len(self.store.liked_ids(user.id))
+        out = Rich()
+        out.text(("✓ " if user.categories else "· ") + "Following: ")
+        out.text(" ".join(user.categories) if user.categories else "no categories yet").nl()
+        out.text(("✓ " if user.interests else "· ") + "Interests: ")
+        out.text(render.clean(user.interests, 120) if user.interests else "not described yet").nl()
+        out.text(("✓ " if likes else "· ") + f"Liked papers: {likes}").nl()
+        return out
+
+    def _predictions(self, ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
+        try:
+            return self.store.predictions(list(ids))
+        except Exception:  # predictions are decoration; never fail a reply over them
+            log.exception("reading predictions failed")
+            return {}
+
+    def _button_paper(self, rest: str) -> Paper:
+        """The paper a button's data names (fetched if the store lost it); UserError if it is gone."""
+        try:
+            pid = parse_arxiv_id(rest).id
+        except InvalidArxivId:
+            raise UserError("This button is out of date.") from None
+        found, missing = self._papers([pid])
+        if missing:
+            raise UserError("I no longer know that paper; send its id to see it again.")
+        return found[pid]

@@ -1,0 +1,83 @@
+"""The digest: ranking a day's papers for a user into one compact message, and the messages for days
+when nothing matched or nothing was announced.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from recommender.store import User
+
+from . import render
+from .cmd_base import CommandsBase
+from .reply import Reply
+from .rich import Rich
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class DigestPlan:
+    """A digest ready to send: its reply and what to log once it went out."""
+
+    day: str
+    reply: Reply
+    items: list[tuple[str, int, float]] = field(default_factory=list)  # (paper id, rank, score)
+
+
+class DigestCommands(CommandsBase):
+    # -- digests ----------------------------------------------------------------------------------------
+    def plan_digest(self, user: User, day: str, recs: Sequence[Any]) -> DigestPlan:
+        """The compact digest message for ``recs`` (Recommendations) of announcement ``day``."""
+        out = Rich().b(f"Your arXiv digest for {day}").nl()
+        preds = self._predictions([r.paper.id for r in recs])
+        out.nl()
+        for k, r in enumerate(recs, 1):
+            render.paper_card(out, r.paper, k, why=getattr(r, "why", ""), predicted=preds.get(r.paper.id, ()))
+            out.nl()
+        out.i("👍/👎 teach me your taste; 🔎 shows more like a paper.")
+        liked, disliked = set(self.store.liked_ids(user.id)), set(self.store.disliked_ids(user.id))
+        buttons = render.digest_buttons([(k, r.paper.id) for k, r in enumerate(recs, 1)], liked, disliked)
+        items = [(r.paper.id, k, float(r.score)) for k, r in enumerate(recs, 1)]
+        return DigestPlan(day, Reply(out, buttons=buttons), items)
+
+    def empty_digest(self, user: User, day: str) -> Reply:
+        out = Rich().text(f"Nothing in arXiv's announcement of {day} matched your profile closely enough")
+        out.text(f" (minimum score {user.min_score:.2f}).").nl()
+        if not self._has_profile(user):
+            out.text("Tell me what you like first: /follow, /interests or /like.")
+        else:
+            out.text("Lower the bar with ").code("/settings minscore 0.2").text(" or follow more categories.")
+        return Reply(out)
+
+    def build_digest(self, user: User, day: str) -> DigestPlan:
+        """Rank ``day``'s papers for ``user``; an empty plan (no items) carries the 'nothing matched' reply."""
+        recs = list(self.engine.digest(user.id, day, n=user.digest_size))
+        if not recs:
+            return DigestPlan(day, self.empty_digest(user, day), [])
+        return self.plan_digest(user, day, recs)
+
+    def no_announcement(self, user: User, local_day: str, last_day: str | None) -> Reply:
+        out = Rich().text(f"No new arXiv papers for you today ({local_day}): arXiv has not announced a new "
+                          "listing since ")
+        out.text(f"{last_day}." if last_day else "I started.").nl()
+        out.text("arXiv announces Sunday to Thursday evenings (US Eastern), not on Fridays, Saturdays or "
+                 "holidays. Your next digest comes with the next announcement.")
+        return Reply(out)
+
+    def cmd_digest(self, user: User, args: str) -> list[Reply] | Reply:
+        day = self.store.latest_announcement()
+        if day is None:
+            return Reply.plain("I have no arXiv announcement stored yet; the next one comes in with the next "
+                               "ingestion run.")
+        if not self._has_profile(user):
+            out = Rich().text("I don't know your taste yet, so this is a plain sample. ")
+            out.text("Follow categories (/follow), describe your interests (/interests) or like papers (/like) "
+                     "for a personal digest.").nl()
+            intro = [Reply(out)]
+        else:
+            intro = []
+        plan = self.build_digest(user, day)
+        if plan.items:
+            plan.reply.delivery = plan
+        return [*intro, plan.reply]
