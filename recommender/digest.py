@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from .profile import Profile, ScoringParams, score, why_line
 from .vectors import top_k
@@ -35,6 +36,7 @@ class Ranked:
     nearest_id: str | None  # liked paper behind the score; None when it is the interest text
     nearest_cos: float
     why: str
+    similarity: float | None = None  # the embedding-only score (cosine units; what min_score compares to)
 
 
 def digest_candidates(store: _DigestStore, user_id: int, day: str, categories: Sequence[str] = (),
@@ -48,35 +50,40 @@ def digest_candidates(store: _DigestStore, user_id: int, day: str, categories: S
 
 def rank(profile: Profile, ids: Sequence[str], vectors: np.ndarray, n: int = 10,
          min_score: float | None = None, exclude: set[str] = frozenset(),
-         params: ScoringParams | None = None) -> list[Ranked]:
-    """The top ``n`` of ``ids`` (rows of ``vectors``) for ``profile``, best first, at or above ``min_score``."""
+         params: ScoringParams | None = None, lexical: "sp.csr_matrix | None" = None) -> list[Ranked]:
+    """The top ``n`` of ``ids`` (rows of ``vectors``; ``lexical``: their tf-idf rows, optional) for ``profile``,
+    best first; those whose embedding score is below ``min_score`` are dropped (a thin day sends fewer)."""
     ids = list(ids)
     if profile.empty or not ids or n <= 0:
         return []
-    s = score(profile, vectors, params)
+    s = score(profile, vectors, params, lexical)
     values = s.score.copy()
     if min_score is not None:
-        values[values < min_score] = -np.inf
+        values[s.semantic < min_score] = -np.inf
     row_of = {pid: r for r, pid in enumerate(ids)}
     out: list[Ranked] = []
     for pid, value in top_k(values, ids, n, set(exclude), row_of):
         r = row_of[pid]
         label = s.labels[int(s.nearest[r])]
         cos = float(s.nearest_cos[r])
-        out.append(Ranked(pid, float(value), label, cos, why_line(label, cos, profile.interest)))
+        out.append(Ranked(pid, float(value), label, cos, why_line(label, cos, profile.interest),
+                          float(s.semantic[r])))
     return out
 
 
 def rank_many(profiles: list[Profile], ids: Sequence[str], vectors: np.ndarray, n: int = 10,
-              min_score: float | Sequence[float | None] | None = None, params: ScoringParams | None = None
-              ) -> list[list[Ranked]]:
-    """:func:`rank` for many profiles over the same candidates (one day's papers for every user) at once."""
+              min_score: float | Sequence[float | None] | None = None, params: ScoringParams | None = None,
+              lexical: "sp.csr_matrix | None" = None) -> list[list[Ranked]]:
+    """:func:`rank` for many profiles over the same candidates (one day's papers for every user) at once.
+
+    The threshold is applied to the ``n`` best only (with tf-idf in play, :func:`rank` may fill up from
+    below where this returns fewer)."""
     from .profile import score_many
 
     ids = list(ids)
     if not profiles or not ids:
         return [[] for _ in profiles]
-    scores = score_many(profiles, vectors, params)
+    scores = score_many(profiles, vectors, params, candidates_lex=lexical)
     thresholds = list(min_score) if isinstance(min_score, (list, tuple)) else [min_score] * len(profiles)
     k = min(n, len(ids))
     out: list[list[Ranked]] = []
@@ -88,17 +95,15 @@ def rank_many(profiles: list[Profile], ids: Sequence[str], vectors: np.ndarray, 
             continue
         rows = best[:, j]
         rows = rows[np.argsort(-scores[rows, j], kind="stable")]
+        detail = score(prof, vectors[rows], params, lexical[rows] if lexical is not None else None)
         thr = thresholds[j]
-        if thr is not None:
-            rows = rows[scores[rows, j] >= thr]
-        if not len(rows):
-            out.append([])
-            continue
-        detail = score(prof, vectors[rows], params)  # reasons only for the few kept
+        keep = np.arange(len(rows)) if thr is None else np.flatnonzero(detail.semantic >= thr)
         ranked = []
-        for i, r in enumerate(rows):
+        for i in keep:
+            r = rows[i]
             label = detail.labels[int(detail.nearest[i])]
             cos = float(detail.nearest_cos[i])
-            ranked.append(Ranked(ids[r], float(scores[r, j]), label, cos, why_line(label, cos, prof.interest)))
+            ranked.append(Ranked(ids[r], float(scores[r, j]), label, cos, why_line(label, cos, prof.interest),
+                                 float(detail.semantic[i])))
         out.append(ranked)
     return out

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 
 METHODS = ("softmax", "hybrid", "mean", "max", "knn")
 
@@ -36,6 +37,7 @@ class Profile:
     dislikes: np.ndarray | None = None  # (D, d)
     interest: str = ""
     interest_vec: np.ndarray | None = None  # (d,)
+    positives_lex: "sp.csr_matrix | None" = None  # tf-idf rows aligned with positives() (likes, then interest)
 
     @property
     def empty(self) -> bool:
@@ -80,11 +82,12 @@ class Profile:
 @dataclass
 class ScoringParams:
     method: str = "softmax"
-    tau: float = 0.3
+    tau: float = 0.15
     k: int = 3
     dislike_weight: float = 0.6
     dislike_floor: float = 0.25
     mix: float = 0.5  # hybrid: weight of the softmax part (the rest: cosine to the centroid)
+    lexical_weight: float = 0.8  # weight of tf-idf cosine in each like's similarity (when tf-idf rows are given)
     max_positives: int = 0  # > 0: condense larger sets of likes to this many representatives (see condense)
 
     def __post_init__(self) -> None:
@@ -98,10 +101,15 @@ class ScoringParams:
 class Scores:
     """Scores of n candidates, with for each the positive item (index into the profile's labels) behind it."""
 
-    score: np.ndarray  # (n,)
+    score: np.ndarray  # (n,) the ranking score
     nearest: np.ndarray  # (n,) index into labels, -1 if the profile is empty
     nearest_cos: np.ndarray  # (n,)
     labels: list[str | None]  # liked paper id, or None for the interest text
+    semantic: np.ndarray | None = None  # (n,) the embedding-only score (what thresholds compare to)
+
+    def __post_init__(self) -> None:
+        if self.semantic is None:
+            self.semantic = self.score
 
 
 def _l2(v: np.ndarray) -> np.ndarray:
@@ -156,8 +164,22 @@ def pool(sims: np.ndarray, params: ScoringParams, log_weights: np.ndarray | None
     raise ValueError(params.method)
 
 
-def score(profile: Profile, candidates: np.ndarray, params: ScoringParams | None = None) -> Scores:
-    """Score candidate vectors (n, d) against a profile; an empty profile scores everything 0."""
+def _penalty(profile: Profile, cand: np.ndarray, params: ScoringParams) -> np.ndarray | float:
+    if profile.dislikes is None or not len(profile.dislike_ids):
+        return 0.0
+    neg = (cand @ np.asarray(profile.dislikes, np.float32).T).max(axis=1)
+    return params.dislike_weight * np.maximum(0.0, neg - params.dislike_floor)
+
+
+def score(profile: Profile, candidates: np.ndarray, params: ScoringParams | None = None,
+          candidates_lex: sp.csr_matrix | None = None) -> Scores:
+    """Score candidate vectors (n, d) against a profile; an empty profile scores everything 0.
+
+    With ``candidates_lex`` (tf-idf rows of the candidates), a profile carrying ``positives_lex`` and
+    ``params.lexical_weight`` > 0, each like's similarity is ``(1 - w) * embedding cos + w * tf-idf cos``
+    before pooling; the embedding-only score is kept in ``Scores.semantic`` for thresholds, and the reason
+    names the liked paper closest by that similarity with its embedding cosine.
+    """
     params = params or ScoringParams()
     cand = np.asarray(candidates, dtype=np.float32)
     n = len(cand)
@@ -165,22 +187,33 @@ def score(profile: Profile, candidates: np.ndarray, params: ScoringParams | None
     if pos is None or n == 0:
         return Scores(np.zeros(n, np.float32), np.full(n, -1), np.zeros(n, np.float32), labels)
     sims = cand @ pos.T  # (n, m)
-    nearest = sims.argmax(axis=1)
-    nearest_cos = sims[np.arange(n), nearest]
+    penalty = _penalty(profile, cand, params)
     if params.method == "mean":
-        s = cand @ centroid(profile)
-    else:
-        if params.max_positives and len(profile.like_ids) > params.max_positives:
+        s = (cand @ centroid(profile) - penalty).astype(np.float32)
+        nearest = sims.argmax(axis=1)
+        return Scores(s, nearest, sims[np.arange(n), nearest].astype(np.float32), labels)
+    condensed = bool(params.max_positives and len(profile.like_ids) > params.max_positives)
+
+    def pooled(matrix: np.ndarray) -> np.ndarray:
+        if condensed:
             cpos, logw = profile.condensed(params.max_positives)
-            s = pool(cand @ cpos.T, params, logw)
-        else:
-            s = pool(sims, params)
-        if params.method == "hybrid":
-            s = params.mix * s + (1 - params.mix) * (cand @ centroid(profile))
-    if profile.dislikes is not None and len(profile.dislike_ids):
-        neg = (cand @ np.asarray(profile.dislikes, np.float32).T).max(axis=1)
-        s = s - params.dislike_weight * np.maximum(0.0, neg - params.dislike_floor)
-    return Scores(s.astype(np.float32), nearest, nearest_cos.astype(np.float32), labels)
+            return pool(cand @ cpos.T, params, logw)
+        return pool(matrix, params)
+
+    semantic = pooled(sims)
+    if params.method == "hybrid":
+        semantic = params.mix * semantic + (1 - params.mix) * (cand @ centroid(profile))
+    semantic = semantic - penalty
+    w = params.lexical_weight
+    if w > 0 and candidates_lex is not None and profile.positives_lex is not None and not condensed:
+        mixed = (1 - w) * sims + w * (candidates_lex @ profile.positives_lex.T).toarray()
+        ranking = pool(mixed, params) - penalty
+        nearest = mixed.argmax(axis=1)
+    else:
+        ranking = semantic
+        nearest = sims.argmax(axis=1)
+    return Scores(np.asarray(ranking, np.float32), nearest, sims[np.arange(n), nearest].astype(np.float32), labels,
+                  np.asarray(semantic, np.float32))
 
 
 def why_line(label: str | None, cos: float, interest: str = "") -> str:
@@ -192,7 +225,7 @@ def why_line(label: str | None, cos: float, interest: str = "") -> str:
 
 
 def score_many(profiles: list[Profile], candidates: np.ndarray, params: ScoringParams | None = None,
-               max_columns: int = 8192) -> np.ndarray:
+               max_columns: int = 8192, candidates_lex: sp.csr_matrix | None = None) -> np.ndarray:
     """Scores (n_candidates, n_profiles) of many profiles at once, as :func:`score` gives one by one.
 
     Profiles are processed in chunks whose positive items are stacked into one matrix, so a day's candidates
@@ -208,7 +241,7 @@ def score_many(profiles: list[Profile], candidates: np.ndarray, params: ScoringP
                                         cols + _width(profiles[stop], params.max_positives) <= max_columns):
             cols += _width(profiles[stop], params.max_positives)
             stop += 1
-        _score_chunk(profiles[start:stop], cand, params, out[:, start:stop])
+        _score_chunk(profiles[start:stop], cand, params, out[:, start:stop], candidates_lex)
         start = stop
     return out
 
@@ -218,7 +251,8 @@ def _width(p: Profile, max_positives: int = 0) -> int:
     return (min(likes, max_positives) if max_positives else likes) + (p.interest_vec is not None)
 
 
-def _score_chunk(profiles: list[Profile], cand: np.ndarray, params: ScoringParams, out: np.ndarray) -> None:
+def _score_chunk(profiles: list[Profile], cand: np.ndarray, params: ScoringParams, out: np.ndarray,
+                 cand_lex: sp.csr_matrix | None = None) -> None:
     live = [j for j, p in enumerate(profiles) if not p.empty]
     if not live:
         return
@@ -235,6 +269,17 @@ def _score_chunk(profiles: list[Profile], cand: np.ndarray, params: ScoringParam
             widths.append(len(pos))
         sims = cand @ np.concatenate(blocks).T  # (n, total positives)
         logw_all = np.concatenate(logws)
+        w = params.lexical_weight
+        if w > 0 and cand_lex is not None and not params.max_positives:
+            lex_blocks, wcol = [], []
+            for j, width in zip(live, widths):
+                lex = profiles[j].positives_lex
+                has = lex is not None and lex.shape[0] == width
+                lex_blocks.append(lex if has else sp.csr_matrix((width, cand_lex.shape[1]), dtype=np.float32))
+                wcol.append(np.full(width, w if has else 0.0, np.float32))
+            lex_sims = (cand_lex @ sp.vstack(lex_blocks).T).toarray()
+            wv = np.concatenate(wcol)[None, :]
+            sims = sims * (1 - wv) + lex_sims * wv
         offsets = np.r_[0, np.cumsum(widths)[:-1]]
         if params.method == "max":
             pooled = np.maximum.reduceat(sims, offsets, axis=1)

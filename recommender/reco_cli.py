@@ -24,7 +24,8 @@ def _engine(args: argparse.Namespace):
 
 
 def _rec_dict(r: Recommendation) -> dict[str, Any]:
-    return {"id": r.paper.id, "title": r.paper.title, "score": round(r.score, 4), "why": r.why,
+    return {"id": r.paper.id, "title": r.paper.title, "score": round(r.score, 4),
+            "similarity": None if r.similarity is None else round(r.similarity, 4), "why": r.why,
             "nearest_id": r.nearest_id, "nearest_cos": None if r.nearest_cos is None else round(r.nearest_cos, 4),
             "categories": r.paper.categories, "url": r.paper.url}
 
