@@ -82,8 +82,9 @@ class Console:
     def _wait_for_models(self, needs: bool) -> None:
         if not needs or self.warmup is None or not self.warmup.is_alive():
             return
+        first = not getattr(self.warmup, "had_vectors", True)
         self.write("(preparing the demo papers for their first use: embedding them takes a minute or two, "
-                   "once; later starts are instant)")
+                   "once; later starts are instant)" if first else "(one moment: loading the models)")
         self.warmup.join()
         self.warmup = None
 
@@ -141,6 +142,8 @@ class Warmup(threading.Thread):
     def __init__(self, settings: Settings, progress: bool = False) -> None:
         super().__init__(name="arxiv-digest-warmup", daemon=True)
         self.settings, self.progress = settings, progress
+        vectors = settings.vectors_dir
+        self.had_vectors = vectors.is_dir() and any(vectors.iterdir())  # else: a first start, embedding all
         self.embedded = 0
 
     def run(self) -> None:

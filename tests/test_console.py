@@ -61,6 +61,7 @@ def test_first_start_answers_while_the_models_warm_up(settings: Settings, store:
     store.upsert_papers(demo_papers[:50])
     release = threading.Event()
     warmup = threading.Thread(target=release.wait, daemon=True)
+    warmup.had_vectors = False  # type: ignore[attr-defined]
     warmup.start()
     out = io.StringIO()
     console = Console(Commands(settings, store, engine_factory=lambda: LexicalEngine(store),
