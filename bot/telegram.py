@@ -241,6 +241,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     with contextlib.suppress(BadRequest):  # an answer to an expired query fails harmlessly
         await query.answer(first.toast[:200] or None)
     rest = replies[1:]
+    chat_id = message.chat_id if message else update.effective_chat.id if update.effective_chat else None
     if first.edit and message is not None:
         try:
             if first.text:
@@ -254,10 +255,10 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         except BadRequest as exc:
             if "not modified" not in str(exc).lower():
                 raise
-    elif first.text or first.document:
+    elif first.text or first.document:  # not an edit, or the message is too old to edit: send it anew
         rest = replies
-    if rest and message is not None:
-        await answer(rt, context.bot, message.chat_id, caller.user_id, rest)
+    if rest and chat_id is not None:
+        await answer(rt, context.bot, chat_id, caller.user_id, rest)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
