@@ -29,8 +29,8 @@ from telegram import (BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Li
                       Update)
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler,
-                          filters)
+from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler, ChatMemberHandler, ContextTypes,
+                          MessageHandler, filters)
 
 from recommender.config import Settings
 from recommender.store import Store
@@ -213,7 +213,24 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def on_group(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     msg = update.effective_message
     assert msg is not None
+    addressed = (msg.text or "").split()[0].partition("@")[2] if msg.text else ""
+    if addressed and addressed.lower() != (context.bot.username or "").lower():
+        return  # a command for another bot in the group
     await send_reply(context.bot, msg.chat_id, Commands.group_chat())
+
+
+async def on_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A user blocked (or unblocked) the bot: stop (or resume) their digests at once."""
+    change = update.my_chat_member
+    if change is None or change.chat.type != "private":
+        return
+    active = change.new_chat_member.status not in ("kicked", "left")
+    rt = runtime(context)
+    try:
+        await rt.call(rt.store.update_user, change.from_user.id, active=int(active))
+        log.info("user %s %s the bot", change.from_user.id, "unblocked" if active else "blocked")
+    except KeyError:
+        pass  # never talked to us
 
 
 async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -451,6 +468,7 @@ def build_application(rt: Runtime, pacer: Pacer | None = None, timeout: float = 
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.TEXT, on_text))
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & ~filters.TEXT & ~filters.StatusUpdate.ALL, on_other))
     app.add_handler(CallbackQueryHandler(on_button))
+    app.add_handler(ChatMemberHandler(on_membership, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_error_handler(on_error)
     return app
 

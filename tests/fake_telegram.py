@@ -252,6 +252,20 @@ class FakeTelegram:
                            "is_animated": False, "is_video": False, "type": "regular"}}
         return self._push({"message": msg})
 
+    def member_update(self, user_id: int, status: str) -> dict:
+        """The user blocked ("kicked") or restarted ("member") the bot: Telegram's my_chat_member update."""
+        with self.lock:
+            if status == "kicked":
+                self.blocked.add(user_id)
+            else:
+                self.blocked.discard(user_id)
+        old = "member" if status == "kicked" else "kicked"
+        member = lambda st: {"user": BOT_USER, "status": st, **({"until_date": 0} if st == "kicked" else {})}  # noqa: E731
+        return self._push({"my_chat_member": {
+            "chat": {"id": user_id, "type": "private", "first_name": f"User{user_id}"},
+            "from": self._user(user_id), "date": int(time.time()),
+            "old_chat_member": member(old), "new_chat_member": member(status)}})
+
     def press(self, user_id: int, message: Sent, data: str) -> str:
         cid = str(next(self.callback_ids))
         with self.lock:

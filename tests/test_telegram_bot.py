@@ -186,15 +186,20 @@ def test_bad_input_always_gets_a_helpful_reply(rt: Runtime, fake: FakeTelegram) 
                 assert expected.lower() in got.lower(), (text, got)
                 assert "Traceback" not in got
             n = len(BAD_INPUTS)
+            fake.send_text(uid, "/start@some_other_bot", chat_type="group")
             fake.send_text(uid, "/start", chat_type="group")
             group = await fake.replies(-uid - 1_000_000, 1)
-            assert "private chats" in group[0].text
+            assert "private chats" in group[0].text and len(fake.messages(-uid - 1_000_000)) == 1
             fake.send_text(uid, "/like 1706.03762", edited=True)
             assert "edited" in (await fake.replies(uid, n + 1))[-1].text
             fake.send_sticker(uid)
             assert "stickers" in (await fake.replies(uid, n + 2))[-1].text
             fake.send_text(uid, "hello")
             assert "/help" in (await fake.replies(uid, n + 3))[-1].text
+            fake.member_update(uid, "kicked")  # the user blocks the bot: no more digests
+            await fake.until(lambda: not rt.store.get_user(uid).active, what="inactive")
+            fake.member_update(uid, "member")
+            await fake.until(lambda: rt.store.get_user(uid).active, what="active again")
         assert not [e for e in fake.errors if e[1] == 400], fake.errors
 
     run(go())
