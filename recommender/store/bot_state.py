@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Iterable
 
-DONE = ("sent", "empty", "skipped")
+DONE = ("sent", "empty", "skipped", "failed")  # failed: Telegram refused it (400); not retried that day
 
 
 class BotStateQueries:
@@ -23,7 +23,7 @@ class BotStateQueries:
         return self.conn.execute("SELECT min(fetched_at) FROM feed_fetches WHERE announced = ?", (day,)).fetchone()[0]
 
     def last_digest_days(self) -> dict[int, str]:
-        """user id -> latest announcement day whose digest is done."""
+        """user id -> latest announcement day whose digest is done (sent, empty, skipped or refused)."""
         marks = ",".join("?" * len(DONE))
         return dict(self.conn.execute(
             f"SELECT user_id, max(announced) FROM digests WHERE status IN ({marks}) GROUP BY user_id", DONE))
