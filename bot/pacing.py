@@ -13,11 +13,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 import time
 from typing import Any, Callable, Coroutine
 
-from telegram.error import RetryAfter
-from telegram.ext import BaseRateLimiter
+# Opt in to PTB 23's timedelta durations (RetryAfter.retry_after etc.); silences PTB 22's deprecation warning.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+from telegram.error import RetryAfter  # noqa: E402
+from telegram.ext import BaseRateLimiter  # noqa: E402
 
 log = logging.getLogger(__name__)
 
