@@ -1,0 +1,54 @@
+"""The classifier's command-line surface through the product CLI: classify and evaluate-classifier."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from recommender.cli import main
+from recommender.shanet import NetConfig, ShaRNN
+from training.data import Labels
+from training.export import export_model
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "classifier" / "papers.jsonl.gz"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    torch.manual_seed(3)
+    labels = Labels.from_taxonomy()
+    vocab = ["-PAD-", "-UNK-", "-EQN-", "-TITLE_START-", "-TITLE_END-", "-ABSTRACT_START-", "-ABSTRACT_END-",
+             "quantum", "galaxy", "the"]
+    net = ShaRNN(NetConfig(len(vocab), 8, len(labels.codes), gru_hidden=8, cat_attn_dim=4, boom_dim=16),
+                 torch.randn(len(vocab), 8))
+    return export_model(net, tmp_path_factory.mktemp("m") / "tiny", vocab=vocab, phrases=[], labels=labels,
+                        max_tokens=64, threshold=0.5, metrics={}, provenance={})
+
+
+def test_classify_text_json(model_dir, capsys):
+    assert main(["classify", "--title", "Quantum galaxy", "--abstract", "the galaxy", "--model", str(model_dir),
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["categories"] and out["masters"] and "name" in out["categories"][0]
+
+
+def test_classify_needs_id_or_title(model_dir, capsys):
+    assert main(["classify", "--model", str(model_dir)]) == 2
+    assert "either" in capsys.readouterr().err
+
+
+def test_classify_empty_text_is_a_clear_error(model_dir, capsys):
+    assert main(["classify", "--title", " ", "--abstract", "", "--model", str(model_dir)]) == 1
+    assert "empty" in capsys.readouterr().err
+
+
+def test_evaluate_classifier_on_real_papers(model_dir, capsys):
+    assert main(["evaluate-classifier", str(FIXTURE), "--model", str(model_dir), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["papers"] == 420 and 0 <= rep["category_sample_f1"] <= 1 and len(rep["per_group"]) == 8
+
+
+def test_evaluate_classifier_missing_file(model_dir, capsys):
+    assert main(["evaluate-classifier", "/nonexistent.jsonl", "--model", str(model_dir)]) == 1
