@@ -23,7 +23,6 @@ import json
 import multiprocessing
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -36,7 +35,6 @@ sys.path.insert(0, str(ROOT))
 
 from bot.commands import Commands  # noqa: E402
 from bot.telegram import Deliverer, Runtime, build_application, running  # noqa: E402
-from recommender.importer import import_file  # noqa: E402
 from recommender.pipeline import ensure_demo_corpus  # noqa: E402
 from recommender.store import Store  # noqa: E402
 from tests.bot_fixtures import KeywordClassifier, LexicalEngine, bot_settings  # noqa: E402
@@ -128,7 +126,7 @@ def serve_fake(conn: Any) -> None:
     """Child process: a fake Bot API server of its own, so its clock is not skewed by the bot's GIL."""
     with FakeTelegram() as fake:
         conn.send(fake.base_url)
-        while (cmd := conn.recv()) != "stop":
+        while conn.recv() != "stop":
             with fake.lock:
                 conn.send({"messages": sum(len(v) for v in fake.chats.values()),
                            "http_429": sum(1 for e in fake.errors if e[1] == 429),

@@ -1,4 +1,6 @@
-"""Helpers for the bot's tests and benchmark: a lexical stand-in engine and classifier, settings, a runner.
+"""Helpers for the bot's tests and benchmark: a lexical stand-in engine and classifier, a hashed-words embedder,
+settings, a runner, and the fixtures ``demo_db``, ``fake`` (the fake Bot API server) and ``rt`` (a bot runtime
+over a copy of the demo papers) that test modules import.
 
 The stand-ins implement the interfaces of ``recommender.engine.Engine`` and ``recommender.classify`` with
 word overlap over the real demo papers, so bot tests run in seconds and test the bot, not the models;
@@ -8,13 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Iterator
+
+import pytest
 
 from recommender.config import Settings, load_settings
+from recommender.importer import import_file
 from recommender.models import Paper
 from recommender.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "data" / "demo_papers.jsonl.gz"
+LATEST = "2026-06-30"  # the demo sample's latest announcement day
 
 WORD = re.compile(r"[a-z]{3,}")
 
@@ -138,3 +148,37 @@ class HashEmbedder:
 
     def encode_one(self, text: str) -> Any:
         return self.encode([text])[0]
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo papers imported once per session; tests copy the file."""
+    path = tmp_path_factory.mktemp("demo") / "demo.sqlite"
+    store = Store(path, taxonomy=ROOT / "data" / "taxonomy.json")
+    import_file(store, DEMO)
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    return path
+
+
+@pytest.fixture
+def fake() -> Iterator[Any]:
+    from tests.fake_telegram import FakeTelegram
+    with FakeTelegram() as f:
+        yield f
+
+
+@pytest.fixture
+def rt(tmp_path: Path, fake: Any, demo_db: Path) -> Iterator[Any]:
+    """A bot runtime over a copy of the demo papers, with the lexical engine and keyword classifier."""
+    from bot.commands import Commands
+    from bot.telegram import Runtime
+    settings = bot_settings(tmp_path, fake.base_url)
+    settings.ensure_home()
+    shutil.copy(demo_db, settings.db_path)
+    store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
+    r = Runtime(settings, store, Commands(settings, store, engine_factory=lambda: LexicalEngine(store),
+                                          classifier_factory=KeywordClassifier))
+    yield r
+    r.close()
+    store.close()

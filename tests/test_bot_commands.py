@@ -1,8 +1,6 @@
 """The transport-free parts of the bot: rich text (escaping, splitting), rendering, buttons, commands."""
 from __future__ import annotations
 
-import html
-from pathlib import Path
 
 import pytest
 

@@ -5,55 +5,18 @@ A user's whole first day (start, follow from the menu, like, settings, the diges
 """
 from __future__ import annotations
 
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
 
 import pytest
 
-from bot.commands import Commands
 from bot.pacing import Pacer
 from bot.telegram import Deliverer, Runtime, running
-from recommender.importer import import_file
 from recommender.store import Store
-from tests.bot_fixtures import KeywordClassifier, LexicalEngine, bot_settings, run
+from tests.bot_fixtures import LATEST, ROOT, demo_db, fake, rt, run  # noqa: F401  (fixtures)
 from tests.fake_telegram import FakeTelegram
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "data" / "demo_papers.jsonl.gz"
-LATEST = "2026-06-30"
 UTC = timezone.utc
-
-
-@pytest.fixture(scope="session")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("demo") / "demo.sqlite"
-    store = Store(path, taxonomy=ROOT / "data" / "taxonomy.json")
-    import_file(store, DEMO)
-    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    store.close()
-    return path
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as f:
-        yield f
-
-
-@pytest.fixture
-def rt(tmp_path: Path, fake: FakeTelegram, demo_db: Path) -> Iterator[Runtime]:
-    settings = bot_settings(tmp_path, fake.base_url)
-    settings.ensure_home()
-    shutil.copy(demo_db, settings.db_path)
-    store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
-    commands = Commands(settings, store, engine_factory=lambda: LexicalEngine(store),
-                        classifier_factory=KeywordClassifier)
-    r = Runtime(settings, store, commands)
-    yield r
-    r.close()
-    store.close()
 
 
 def some_paper(store: Store, day: str = LATEST, category: str = "cs.LG") -> str:
@@ -234,7 +197,6 @@ def test_arxiv_digest_run_with_a_token_serves_telegram(tmp_path: Path, fake: Fak
     import signal
     import subprocess
     import sys
-    import time
     env = {**os.environ, "ARXIV_DIGEST_HOME": str(tmp_path / "var"), "TELEGRAM_BOT_TOKEN": fake.token,
            "TELEGRAM_API_URL": fake.base_url, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "recommender.cli", "run"], env=env, cwd=ROOT,

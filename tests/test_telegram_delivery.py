@@ -3,43 +3,20 @@ user, and a restart in the middle of a run; nothing is lost and nothing is sent 
 from __future__ import annotations
 
 import asyncio
-import shutil
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from bot.commands import Commands
 from bot.pacing import Pacer
 from bot.schedule import due, last_mark
-from bot.telegram import Deliverer, Runtime, build_application, running
+from bot.telegram import Deliverer, Runtime, build_application
 from recommender.store import Store, User
-from tests.bot_fixtures import KeywordClassifier, LexicalEngine, bot_settings, run
+from tests.bot_fixtures import LATEST, LexicalEngine, demo_db, fake, rt, run  # noqa: F401  (fixtures)
 from tests.fake_telegram import FakeTelegram
-from tests.test_telegram_bot import LATEST, demo_db  # noqa: F401  (session fixture)
 
 UTC = timezone.utc
 AT_HOUR = datetime(2026, 6, 30, 12, 0, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as f:
-        yield f
-
-
-@pytest.fixture
-def rt(tmp_path: Path, fake: FakeTelegram, demo_db: Path) -> Iterator[Runtime]:  # noqa: F811
-    settings = bot_settings(tmp_path, fake.base_url)
-    settings.ensure_home()
-    shutil.copy(demo_db, settings.db_path)
-    store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
-    r = Runtime(settings, store, Commands(settings, store, engine_factory=lambda: LexicalEngine(store),
-                                          classifier_factory=KeywordClassifier))
-    yield r
-    r.close()
-    store.close()
 
 
 def add_users(store: Store, n: int, start: int = 10_000, tz: str = "UTC", hour: int = 12) -> list[int]:
