@@ -86,7 +86,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import EvalConfig, run_evaluation, write_report
 
     settings = settings_from(args)
-    cfg = EvalConfig(corpus=Path(args.corpus), seed=args.seed, authors=args.authors, test_days=args.days)
+    cfg = EvalConfig(corpus=Path(args.corpus), seed=args.seed, authors=args.authors, test_days=args.days,
+                     title_first=not args.abstract_first)
     if not cfg.corpus.is_file():
         raise FileNotFoundError(f"{cfg.corpus}: no such corpus file (see ../shared/data)")
     report = run_evaluation(settings, cfg, with_svm=not args.no_svm, progress=not args.json)
@@ -131,6 +132,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--authors", type=int, default=800, help="authors sampled (default 800)")
     p.add_argument("--days", type=int, default=8, help="announcement days in the test window (default 8)")
     p.add_argument("--no-svm", action="store_true", help="skip the two SVM baselines (faster)")
+    p.add_argument("--abstract-first", action="store_true",
+                   help="embed 'abstract title' instead of 'title. abstract' (to measure the order)")
     p.add_argument("--out", default="bench/results/eval_recommender.json")
     p.add_argument("--report", default=None, help="also write the markdown tables to this file")
     p.add_argument("--json", action="store_true")
