@@ -54,6 +54,7 @@ class CommandsBase:
         self.store = store
         self._engine_factory = engine_factory or self._default_engine
         self._classifier_factory = classifier_factory or self._default_classifier
+        self.scheduled = True  # digests are sent at the user's hour (False in the terminal: on demand only)
 
     # -- collaborators, loaded on first use -------------------------------------------------------------
     def _default_engine(self) -> Any:

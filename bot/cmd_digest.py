@@ -71,13 +71,16 @@ class DigestCommands(CommandsBase):
             return Reply.plain("I have no arXiv announcement stored yet; the next one comes in with the next "
                                "ingestion run.")
         if not self._has_profile(user):
-            out = Rich().text("I don't know your taste yet, so this is a plain sample. ")
-            out.text("Follow categories (/follow), describe your interests (/interests) or like papers (/like) "
-                     "for a personal digest.").nl()
-            intro = [Reply(out)]
-        else:
-            intro = []
+            out = Rich().text("I don't know your taste yet. Follow categories (").code("/follow cs.LG")
+            out.text("), describe your interests (").code("/interests ...").text(") or like a paper (")
+            out.code("/like ID").text("), then ask again.")
+            return Reply(out)
         plan = self.build_digest(user, day)
         if plan.items:
             plan.reply.delivery = plan
-        return [*intro, plan.reply]
+            return plan.reply
+        seen = self.store.delivered_ids(user.id, day)
+        if seen:
+            return Reply.plain(f"You have had the {len(seen)} best papers of {day} already, and nothing else "
+                               "matched. The next digest comes with arXiv's next announcement.")
+        return plan.reply

@@ -137,8 +137,12 @@ class Commands(PaperCommands, ProfileCommands, DigestCommands):
         out.text("2. Describe your interests: ").code("/interests graph neural networks for molecules").nl()
         out.text("3. Like a few papers you know: ").code("/like 1706.03762").text(" (ids or arXiv links)").nl(2)
         out.extend(self._profile_status(user)).nl()
-        out.text(f"Your digest arrives daily at {user.digest_hour:02d}:00 ({user.timezone}); change it with ")
-        out.code("/settings").text(". Try ").code("/digest").text(" now, or ").code("/help").text(" for everything.")
+        if self.scheduled:
+            out.text(f"Your digest arrives daily at {user.digest_hour:02d}:00 ({user.timezone}); change it with ")
+            out.code("/settings").text(". Try ").code("/digest").text(" now, or ").code("/help")
+        else:
+            out.text("Ask for today's digest with ").code("/digest").text(", or see ").code("/help")
+        out.text(" for everything.")
         return Reply(out, buttons=self._group_menu_buttons())
 
     def cmd_help(self, user: User, args: str) -> Reply:

@@ -192,6 +192,7 @@ def run_console(settings: Settings, stdin: IO[str] | None = None, out: IO[str] |
     store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
     try:
         commands = Commands(settings, store)
+        commands.scheduled = False
         interactive = stdin.isatty()
         warmup = prepare(settings, store, progress=interactive or sys.stderr.isatty())
         console = Console(commands, out=out, echo=not interactive, warmup=warmup)

@@ -1,7 +1,7 @@
 """Pacing of Bot API requests: ~30 messages a second overall, ~1 a second per chat, and 429s retried.
 
 :class:`Pacer` is a python-telegram-bot rate limiter. Every request that targets a chat waits for a slot
-of its chat (sends only: ``per_chat_interval`` apart), then for a slot of the bot (``1/overall_rate``
+of its chat (sends and edits: ``per_chat_interval`` apart), then for a slot of the bot (``1/overall_rate``
 apart), then for room in a sliding one-second window of ``overall_rate`` requests. Slots are spaced evenly
 rather than granted in bursts, and the window holds even when a lagging event loop wakes several senders at
 once, so a delivery run stays under Telegram's per-second limit. When Telegram still answers 429, all requests pause for ``retry_after`` and the request
@@ -25,7 +25,8 @@ from telegram.ext import BaseRateLimiter  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-PER_CHAT_METHODS = {"sendMessage", "sendDocument", "sendPhoto", "copyMessage", "forwardMessage"}
+PER_CHAT_METHODS = {"sendMessage", "sendDocument", "sendPhoto", "copyMessage", "forwardMessage", "editMessageText",
+                    "editMessageReplyMarkup"}
 
 
 def retry_seconds(exc: RetryAfter) -> float:
