@@ -31,7 +31,7 @@ BUTTONS_NEEDING_MODELS = {"L", "D", "S", "C"}
 
 class Console:
     def __init__(self, commands: Commands, out: IO[str] | None = None, caller: Caller = LOCAL_USER,
-                 echo: bool = False, warmup: threading.Thread | None = None) -> None:
+                 echo: bool = False, warmup: "Warmup | None" = None) -> None:
         self.commands = commands
         self.warmup = warmup
         self.out = out or sys.stdout
@@ -80,13 +80,12 @@ class Console:
         store.set_digest_status(self.caller.user_id, plan.day, "sent")
 
     def _wait_for_models(self, needs: bool) -> None:
-        if not needs or self.warmup is None or not self.warmup.is_alive():
+        if not needs or self.warmup is None or self.warmup.ready.is_set():
             return
-        first = not getattr(self.warmup, "had_vectors", True)
+        first = not self.warmup.had_vectors
         self.write("(preparing the demo papers for their first use: embedding them takes a minute or two, "
                    "once; later starts are instant)" if first else "(one moment: loading the models)")
-        self.warmup.join()
-        self.warmup = None
+        self.warmup.ready.wait()
 
     def handle_line(self, line: str) -> None:
         line = line.rstrip("\n")
@@ -137,25 +136,46 @@ class Console:
 
 class Warmup(threading.Thread):
     """Embeds the papers that lack vectors on a thread (and a store connection) of its own, so the terminal
-    answers at once on a first start; commands that need the models wait for it (see ``NEEDS_MODELS``)."""
+    answers at once on a first start; commands that need the models wait for ``ready`` (see ``NEEDS_MODELS``).
+    Then it predicts the categories of the latest announcement's papers, if a classifier is installed."""
 
     def __init__(self, settings: Settings, progress: bool = False) -> None:
         super().__init__(name="arxiv-digest-warmup", daemon=True)
         self.settings, self.progress = settings, progress
         vectors = settings.vectors_dir
         self.had_vectors = vectors.is_dir() and any(vectors.iterdir())  # else: a first start, embedding all
-        self.embedded = 0
+        self.ready = threading.Event()
+        self.embedded = self.classified = 0
 
     def run(self) -> None:
         store = Store(self.settings.db_path, taxonomy=self.settings.taxonomy_path)
         try:
-            from recommender.engine import Engine
-            self.embedded = Engine(self.settings, store).embed_missing(progress=self.progress)
-            log.info("warm-up: embedded %d papers", self.embedded)
-        except Exception:  # the commands that need the engine will say it is unavailable
-            log.warning("warm-up failed; the recommender engine is not available", exc_info=True)
+            try:
+                from recommender.engine import Engine
+                self.embedded = Engine(self.settings, store).embed_missing(progress=self.progress)
+                log.info("warm-up: embedded %d papers", self.embedded)
+            except Exception:  # the commands that need the engine will say it is unavailable
+                log.warning("warm-up failed; the recommender engine is not available", exc_info=True)
+            finally:
+                self.ready.set()
+            self._classify_latest(store)
         finally:
             store.close()
+
+    def _classify_latest(self, store: Store) -> None:
+        day = store.latest_announcement()
+        ids = store.announced_ids(day) if day else []
+        todo = [i for i in ids if i not in store.predictions(ids)]
+        if not todo:
+            return
+        try:
+            from recommender.classify import get_classifier
+            from recommender.pipeline import classify_papers
+            d = self.settings.classifier_dir
+            self.classified = classify_papers(store, get_classifier(Path(d) if d else None), todo)
+            log.info("warm-up: predicted categories of %d papers of %s", self.classified, day)
+        except Exception as exc:  # no model shipped: cards just show arXiv's own categories
+            log.info("warm-up: no category predictions (%s)", exc)
 
 
 def prepare(settings: Settings, store: Store, progress: bool = True) -> Warmup:
@@ -202,7 +222,8 @@ def run_console(settings: Settings, stdin: IO[str] | None = None, out: IO[str] |
         console.write("")
         console.run(stdin, interactive=interactive)
         if warmup.is_alive():  # finish the one-time preparation so the next start is instant
-            print("(finishing the first-start preparation of the demo papers; once only)", file=sys.stderr)
+            if not warmup.had_vectors:
+                print("(finishing the first-start preparation of the demo papers; once only)", file=sys.stderr)
             warmup.join()
     finally:
         store.close()

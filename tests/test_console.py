@@ -59,13 +59,15 @@ def test_first_start_answers_while_the_models_warm_up(settings: Settings, store:
     import threading
     import time
     store.upsert_papers(demo_papers[:50])
-    release = threading.Event()
-    warmup = threading.Thread(target=release.wait, daemon=True)
-    warmup.had_vectors = False  # type: ignore[attr-defined]
-    warmup.start()
+    class SlowWarmup:  # stands in for bot.console.Warmup: not ready until released
+        had_vectors = False
+        ready = threading.Event()
+
+    warmup = SlowWarmup()
+    release = warmup.ready
     out = io.StringIO()
     console = Console(Commands(settings, store, engine_factory=lambda: LexicalEngine(store),
-                               classifier_factory=KeywordClassifier), out=out, echo=True, warmup=warmup)
+                               classifier_factory=KeywordClassifier), out=out, echo=True, warmup=warmup)  # type: ignore[arg-type]
     t0 = time.monotonic()
     console.run(io.StringIO("/start\n/help\n/follow cs.LG\n"))
     assert time.monotonic() - t0 < 5 and "preparing" not in out.getvalue()
