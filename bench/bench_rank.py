@@ -2,7 +2,9 @@
 
 Profiles mix sizes as a real user base would: 10% interest text only, 40% 1-5 likes, 30% 6-20 likes,
 20% 21-60 likes, a quarter of them with 1-10 dislikes. Vectors are random unit vectors of dimension 384
-(ranking cost does not depend on their content). Uses the batched path (:func:`recommender.digest.rank_many`)
+(ranking cost does not depend on their content). Two cases: the worst one, every like a different paper
+(134k distinct likes), and the realistic one, likes drawn from a pool of 30,000 papers (about two months of
+the listings users get digests from), where the cosines to each distinct liked paper are computed once. Uses the batched path (:func:`recommender.digest.rank_many`)
 with the default scoring, top 10 and a threshold, plus the one-by-one path on 500 users for comparison.
 A second run adds the tf-idf half of the default scoring (random sparse rows shaped like the real ones: 20,000
 terms, ~120 non-zeros per paper) for every user's likes and the candidates.
@@ -32,7 +34,7 @@ def unit(rng: np.random.Generator, n: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def profiles(rng: np.random.Generator, users: int) -> list[Profile]:
+def profiles(rng: np.random.Generator, users: int, pool: np.ndarray | None = None) -> list[Profile]:
     out = []
     for u in range(users):
         r = rng.random()
@@ -40,7 +42,11 @@ def profiles(rng: np.random.Generator, users: int) -> list[Profile]:
             out.append(Profile(interest="text", interest_vec=unit(rng, 1)[0]))
             continue
         m = int(rng.integers(1, 6) if r < 0.5 else rng.integers(6, 21) if r < 0.8 else rng.integers(21, 61))
-        p = Profile(like_ids=[f"u{u}l{i}" for i in range(m)], likes=unit(rng, m))
+        if pool is None:
+            p = Profile(like_ids=[f"u{u}l{i}" for i in range(m)], likes=unit(rng, m))
+        else:
+            pick = rng.choice(len(pool), size=m, replace=False)
+            p = Profile(like_ids=[f"p{i}" for i in pick], likes=pool[pick])
         if rng.random() < 0.25:
             d = int(rng.integers(1, 11))
             p.dislike_ids, p.dislikes = [f"u{u}d{i}" for i in range(d)], unit(rng, d)
@@ -66,6 +72,11 @@ def main() -> int:
     t = time.perf_counter()
     ranked = rank_many(profs, ids, cands, n=10, min_score=0.05, params=params)  # embeddings only
     total = time.perf_counter() - t
+    pooled_profs = profiles(np.random.default_rng(1), 10_000, pool=unit(rng, 30_000))
+    t = time.perf_counter()
+    rank_many(pooled_profs, ids, cands, n=10, min_score=0.05, params=params)
+    pooled_total = time.perf_counter() - t
+    print(f"likes from a pool of 30,000 papers: {pooled_total:.2f} s")
     t = time.perf_counter()
     for p in profs[:500]:
         rank(p, ids, cands, n=10, min_score=0.05, params=params)
@@ -80,9 +91,10 @@ def main() -> int:
     print(f"with the tf-idf half of the similarity: {with_lex:.2f} s")
     out = {"benchmark": "rank", "candidates": 2000, "users": len(profs), "method": params.method,
            "positives_total": sum(len(p.like_ids) + (p.interest_vec is not None) for p in profs),
-           "batched_seconds": round(total, 2), "batched_seconds_with_tfidf": round(with_lex, 2),
+           "batched_seconds": round(total, 2), "batched_seconds_likes_from_30k_pool": round(pooled_total, 2),
+           "batched_seconds_with_tfidf": round(with_lex, 2),
            "lexical_weight": params.lexical_weight, "one_by_one_seconds_extrapolated": round(one_by_one, 2),
-           "goal_seconds": 5.0, "meets_goal": total < 5.0, "cpus": os.cpu_count(),
+           "goal_seconds": 5.0, "meets_goal_worst_case": total < 5.0, "meets_goal_pool": pooled_total < 5.0, "cpus": os.cpu_count(),
            "load_avg_at_end": os.getloadavg()[0], "mean_sent": float(np.mean([len(r) for r in ranked]))}
     print(f"2,000 candidates x 10,000 users: {total:.2f} s batched (goal < 5 s); "
           f"one by one would take ~{one_by_one:.1f} s")

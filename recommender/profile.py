@@ -234,6 +234,7 @@ def score_many(profiles: list[Profile], candidates: np.ndarray, params: ScoringP
     params = params or ScoringParams()
     cand = np.asarray(candidates, dtype=np.float32)
     out = np.zeros((len(cand), len(profiles)), dtype=np.float32)
+    shared = _shared_likes(profiles, cand, params)
     start = 0
     while start < len(profiles):
         stop, cols = start, 0
@@ -241,9 +242,41 @@ def score_many(profiles: list[Profile], candidates: np.ndarray, params: ScoringP
                                         cols + _width(profiles[stop], params.max_positives) <= max_columns):
             cols += _width(profiles[stop], params.max_positives)
             stop += 1
-        _score_chunk(profiles[start:stop], cand, params, out[:, start:stop], candidates_lex)
+        part = None if shared is None else (shared[0][start:stop], shared[1])
+        _score_chunk(profiles[start:stop], cand, params, out[:, start:stop], candidates_lex, part)
         start = stop
     return out
+
+
+SHARED_BUDGET_BYTES = 768 * 2**20
+
+
+def _shared_likes(profiles: list[Profile], cand: np.ndarray, params: ScoringParams
+                  ) -> tuple[list[list[int]], np.ndarray] | None:
+    """Cosines of every distinct liked paper to the candidates, computed once, when users share enough likes
+    (they like papers from the same daily listings) and the matrix fits the memory budget; else None.
+    Returns each profile's rows into that (distinct likes, candidates) matrix."""
+    if params.method == "mean" or params.max_positives:
+        return None
+    col: dict[str, int] = {}
+    rows: list[np.ndarray] = []
+    per_profile: list[list[int]] = []
+    total = 0
+    for p in profiles:
+        cols: list[int] = []
+        if p.likes is not None:
+            for i, pid in enumerate(p.like_ids):
+                total += 1
+                c = col.get(pid)
+                if c is None or not np.array_equal(rows[c], p.likes[i]):  # same id, same vector, or not shared
+                    c = len(rows)
+                    rows.append(p.likes[i])
+                    col.setdefault(pid, c)
+                cols.append(c)
+        per_profile.append(cols)
+    if not rows or len(rows) > 0.75 * total or len(cand) * len(rows) * 4 > SHARED_BUDGET_BYTES:
+        return None
+    return per_profile, np.stack(rows).astype(np.float32) @ cand.T
 
 
 def _width(p: Profile, max_positives: int = 0) -> int:
@@ -252,7 +285,8 @@ def _width(p: Profile, max_positives: int = 0) -> int:
 
 
 def _score_chunk(profiles: list[Profile], cand: np.ndarray, params: ScoringParams, out: np.ndarray,
-                 cand_lex: sp.csr_matrix | None = None) -> None:
+                 cand_lex: sp.csr_matrix | None = None,
+                 shared: tuple[list[list[int]], np.ndarray] | None = None) -> None:
     live = [j for j, p in enumerate(profiles) if not p.empty]
     if not live:
         return
@@ -267,7 +301,29 @@ def _score_chunk(profiles: list[Profile], cand: np.ndarray, params: ScoringParam
             blocks.append(pos)
             logws.append(logw)
             widths.append(len(pos))
-        sims = cand @ np.concatenate(blocks).T  # (n, total positives)
+        if shared is None:
+            sims = cand @ np.concatenate(blocks).T  # (n, total positives)
+        else:  # gather the precomputed cosines of shared likes; only interests are new products
+            cols_of, matrix = shared
+            like_cols: list[int] = []
+            like_pos: list[int] = []
+            extra_vecs: list[np.ndarray] = []
+            extra_pos: list[int] = []
+            at = 0
+            for j, block in zip(live, blocks):
+                p = profiles[j]
+                k = len(p.like_ids) if p.likes is not None else 0
+                like_cols.extend(cols_of[j][:k])
+                like_pos.extend(range(at, at + k))
+                for r in range(k, len(block)):
+                    extra_vecs.append(block[r])
+                    extra_pos.append(at + r)
+                at += len(block)
+            sims = np.empty((len(cand), at), dtype=np.float32)
+            if like_cols:
+                sims[:, like_pos] = matrix[like_cols].T  # contiguous row gather, then one transpose
+            if extra_vecs:
+                sims[:, extra_pos] = cand @ np.stack(extra_vecs).T
         logw_all = np.concatenate(logws)
         w = params.lexical_weight
         if w > 0 and cand_lex is not None and not params.max_positives:

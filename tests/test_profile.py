@@ -132,3 +132,23 @@ def test_condensed_likes_keep_distinct_interests_and_match_batched() -> None:
     assert np.allclose(score_many([prof, Profile()], cands, params)[:, 0], s, atol=1e-5)
     full = score(prof, cands, ScoringParams("softmax")).score
     assert np.allclose(full[:3], s[:3], atol=0.1)
+
+
+def test_batched_scoring_with_shared_likes_equals_one_by_one() -> None:
+    from recommender.profile import score_many
+
+    rng = np.random.default_rng(4)
+    pool_vecs = rng.standard_normal((30, 16)).astype(np.float32)
+    pool_vecs /= np.linalg.norm(pool_vecs, axis=1, keepdims=True)
+    profiles = []
+    for u in range(40):  # users liking from the same 30 papers: the shared path is taken
+        pick = rng.choice(30, size=int(rng.integers(1, 8)), replace=False)
+        p = Profile(like_ids=[f"p{i}" for i in pick], likes=pool_vecs[pick])
+        if u % 5 == 0:
+            p.interest, p.interest_vec = "x", pool_vecs[(u + 1) % 30]
+        profiles.append(p)
+    cands = pool_vecs[::-1] * 0.9 + 0.1 * pool_vecs
+    cands /= np.linalg.norm(cands, axis=1, keepdims=True)
+    batched = score_many(profiles, cands, ScoringParams(), max_columns=20)
+    for j, p in enumerate(profiles):
+        assert np.allclose(batched[:, j], score(p, cands, ScoringParams()).score, atol=1e-5)
