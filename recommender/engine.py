@@ -67,6 +67,7 @@ class Engine:
         self._lock = threading.RLock()
         self._index: VectorIndex | None = None
         self._lexical: LexicalIndex | None = None
+        self._embed_lock = threading.Lock()  # one embedding / tf-idf update at a time (scheduler vs bot)
 
     # -- lazy parts -------------------------------------------------------------------------------------
     def _embedder(self) -> Embedder:
@@ -147,13 +148,14 @@ class Engine:
     # -- embedding --------------------------------------------------------------------------------------
     def embed_missing(self, progress: bool = True) -> int:
         """Embed every stored paper without a vector for the current model; returns how many were embedded."""
-        index = self.index
-        missing = index.missing(self.store.paper_ids())
-        if missing:
-            log.info("embedding %d papers with %s", len(missing), index.key)
-            self._embed_ids(missing, progress)
-        self.sync_lexical(progress)
-        return len(missing)
+        with self._embed_lock:
+            index = self.index
+            missing = index.missing(self.store.paper_ids())
+            if missing:
+                log.info("embedding %d papers with %s", len(missing), index.key)
+                self._embed_ids(missing, progress)
+            self.sync_lexical(progress)
+            return len(missing)
 
     def _embed_ids(self, ids: Sequence[str], progress: bool = False) -> None:
         emb, index = self._embedder(), self.index
