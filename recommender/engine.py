@@ -157,6 +157,19 @@ class Engine:
             self.sync_lexical(progress)
             return len(missing)
 
+    def seed_vectors(self, path) -> int:
+        """Take the vectors of stored papers from a file made by ``VectorIndex.export`` (e.g. shipped with the
+        demo papers) instead of embedding them; only used when it was made with the current model."""
+        from pathlib import Path
+
+        path = Path(path)
+        if not path.is_file():
+            return 0
+        with self._embed_lock:
+            n = self.index.import_file(path, only=self.store.paper_ids())
+        log.info("took %d vectors from %s", n, path)
+        return n
+
     def _embed_ids(self, ids: Sequence[str], progress: bool = False) -> None:
         emb, index = self._embedder(), self.index
         bar = None

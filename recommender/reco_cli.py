@@ -46,9 +46,12 @@ def _print_recs(args: argparse.Namespace, recs: list[Recommendation]) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     eng = _engine(args)
     t = time.perf_counter()
+    seeded = eng.seed_vectors(Path(args.seed)) if args.seed else 0
     n = eng.embed_missing(progress=not args.json)
     secs = time.perf_counter() - t
-    data = {"embedded": n, "seconds": round(secs, 1), "vectors": len(eng.index), "model": eng.index.key,
+    if args.export:
+        eng.index.export(Path(args.export))
+    data = {"embedded": n, "seeded": seeded, "seconds": round(secs, 1), "vectors": len(eng.index), "model": eng.index.key,
             "backend": eng.embedder.backend if eng.embedder else None}
     if args.json:
         print(json.dumps(data, indent=2))
@@ -104,6 +107,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("embed", help="embed every stored paper that has no vector for the current model")
+    p.add_argument("--seed", metavar="FILE", help="first take vectors from a file written by --export")
+    p.add_argument("--export", metavar="FILE", help="then write all vectors to this Arrow file (e.g. for the demo)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_embed)
 

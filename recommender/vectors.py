@@ -147,6 +147,41 @@ class VectorIndex:
                 p.unlink(missing_ok=True)
             log.info("compacted %d parts into %s (%d vectors)", len(parts), name, len(self.ids))
 
+    def export(self, path: Path | str, ids: Sequence[str] | None = None) -> int:
+        """Write these vectors (or all) to one Arrow file carrying the key, e.g. to ship a demo's vectors."""
+        with self._lock:
+            ids = list(self.ids if ids is None else ids)
+            vecs = self.get(ids)
+        flat = pa.array(np.ascontiguousarray(vecs).reshape(-1), type=pa.float32())
+        schema = _schema(self.dim).with_metadata({"key": self.key})
+        table = pa.Table.from_arrays([pa.array(ids, type=pa.string()),
+                                      pa.FixedSizeListArray.from_arrays(flat, self.dim)], schema=schema)
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema) as writer:
+            writer.write_table(table)
+        os.replace(tmp, path)
+        return len(ids)
+
+    def import_file(self, path: Path | str, only: Iterable[str] | None = None) -> int:
+        """Add the vectors of an exported file that this index lacks (restricted to ``only`` if given);
+        0 if the file was made with another model (its key differs)."""
+        with pa.memory_map(str(path), "r") as source:
+            reader = ipc.open_file(source)
+            key = (reader.schema.metadata or {}).get(b"key", b"").decode()
+            if key != self.key:
+                log.info("%s holds vectors of %r, not %r: not used", path, key, self.key)
+                return 0
+            table = reader.read_all()
+        ids = table.column("id").to_pylist()
+        vecs = np.asarray(table.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False),
+                          dtype=np.float32).reshape(len(ids), self.dim)
+        wanted = set(only) if only is not None else None
+        keep = [i for i, pid in enumerate(ids) if pid not in self._row and (wanted is None or pid in wanted)]
+        if keep:
+            self.add([ids[i] for i in keep], vecs[keep])
+        return len(keep)
+
     # -- lookups ----------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.ids)

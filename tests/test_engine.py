@@ -1,6 +1,7 @@
 """The Engine through its public interface with the real model, a real SQLite store and a local arXiv API."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -176,3 +177,14 @@ def test_lexical_index_is_built_with_the_vectors(engine: Engine, settings: Setti
     assert (settings.home / "lexical" / "matrix.npz").is_file()
     again = Engine(settings, store, embedder=embedder)
     assert again.lexical.ready and len(again.lexical) == 48
+
+
+def test_seed_vectors_from_a_shipped_file(engine: Engine, settings: Settings, store: Store,
+                                          embedder: Embedder, tmp_path: Path) -> None:
+    shipped = tmp_path / "demo_vectors.arrow"
+    assert engine.index.export(shipped) == 48
+    fresh = dataclasses.replace(settings, home=tmp_path / "fresh")
+    other = Engine(fresh, store, embedder=embedder)
+    assert other.seed_vectors(shipped) == 48
+    assert other.embed_missing(progress=False) == 0  # nothing left to embed
+    assert other.seed_vectors(tmp_path / "absent.arrow") == 0

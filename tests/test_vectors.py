@@ -68,3 +68,17 @@ def test_other_model_directory_is_refused(tmp_path: Path) -> None:
     VectorIndex(tmp_path, "model-a|4", 4).add(["a"], np.eye(4, dtype=np.float32)[:1])
     with pytest.raises(KeyMismatch):
         VectorIndex(tmp_path, "model-b|4", 4)
+
+
+def test_export_and_import_between_indexes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    vecs = _unit(rng, 10, 8)
+    src = VectorIndex(tmp_path / "a", "m|8", 8)
+    src.add([f"p{i}" for i in range(10)], vecs)
+    assert src.export(tmp_path / "ship.arrow") == 10
+    dst = VectorIndex(tmp_path / "b", "m|8", 8)
+    dst.add(["p0"], vecs[:1])
+    assert dst.import_file(tmp_path / "ship.arrow", only=[f"p{i}" for i in range(5)]) == 4
+    assert np.allclose(dst.get(["p3"]), vecs[3:4]) and "p7" not in dst
+    other = VectorIndex(tmp_path / "c", "another-model|8", 8)
+    assert other.import_file(tmp_path / "ship.arrow") == 0
