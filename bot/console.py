@@ -82,7 +82,7 @@ class Console:
     def _wait_for_models(self, needs: bool) -> None:
         if not needs or self.warmup is None or self.warmup.ready.is_set():
             return
-        first = not self.warmup.had_vectors
+        first = self.warmup.first_embedding
         self.write("(preparing the demo papers for their first use: embedding them takes a minute or two, "
                    "once; later starts are instant)" if first else "(one moment: loading the models)")
         self.warmup.ready.wait()
@@ -143,7 +143,9 @@ class Warmup(threading.Thread):
         super().__init__(name="arxiv-digest-warmup", daemon=True)
         self.settings, self.progress = settings, progress
         vectors = settings.vectors_dir
-        self.had_vectors = vectors.is_dir() and any(vectors.iterdir())  # else: a first start, embedding all
+        self.had_vectors = vectors.is_dir() and any(vectors.iterdir())  # else: a first start
+        # a first start embeds every paper, unless the shipped demo vectors can be taken instead
+        self.first_embedding = not self.had_vectors and not Path(settings.demo_vectors).is_file()
         self.ready = threading.Event()
         self.embedded = self.classified = 0
 
@@ -152,7 +154,10 @@ class Warmup(threading.Thread):
         try:
             try:
                 from recommender.engine import Engine
-                self.embedded = Engine(self.settings, store).embed_missing(progress=self.progress)
+                engine = Engine(self.settings, store)
+                if not self.had_vectors:  # the demo papers' shipped vectors spare a first embedding
+                    engine.seed_vectors(self.settings.demo_vectors)
+                self.embedded = engine.embed_missing(progress=self.progress)
                 log.info("warm-up: embedded %d papers", self.embedded)
             except Exception:  # the commands that need the engine will say it is unavailable
                 log.warning("warm-up failed; the recommender engine is not available", exc_info=True)
@@ -222,7 +227,7 @@ def run_console(settings: Settings, stdin: IO[str] | None = None, out: IO[str] |
         console.write("")
         console.run(stdin, interactive=interactive)
         if warmup.is_alive():  # finish the one-time preparation so the next start is instant
-            if not warmup.had_vectors:
+            if warmup.first_embedding:
                 print("(finishing the first-start preparation of the demo papers; once only)", file=sys.stderr)
             warmup.join()
     finally:

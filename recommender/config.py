@@ -45,6 +45,7 @@ class Settings:
     embed_backend: str = "auto"  # auto | onnx | torch
     classifier_dir: str = ""  # empty = the shipped model under data/models
     demo_corpus: Path = DATA_DIR / "demo_papers.jsonl.gz"
+    demo_vectors: Path = DATA_DIR / "demo_vectors.arrow"  # their vectors (used only if made by the same model)
     ingest_interval_minutes: int = 30
     digest_hour: int = 8
     digest_timezone: str = "UTC"

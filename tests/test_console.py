@@ -61,6 +61,7 @@ def test_first_start_answers_while_the_models_warm_up(settings: Settings, store:
     store.upsert_papers(demo_papers[:50])
     class SlowWarmup:  # stands in for bot.console.Warmup: not ready until released
         had_vectors = False
+        first_embedding = True
         ready = threading.Event()
 
     warmup = SlowWarmup()
