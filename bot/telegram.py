@@ -83,7 +83,7 @@ class Runtime:
         steps: dict[str, Callable[..., int]] = {}
         try:
             engine = self.commands.engine
-            steps["embed"] = lambda: engine.embed_missing(progress=False)
+            steps["embed"] = lambda changed: engine.refresh(changed) + engine.embed_missing(progress=False)
         except Exception:
             log.exception("no embedding engine for ingestion")
         from recommender.pipeline import classify_papers

@@ -97,7 +97,7 @@ def ingest_steps(settings: Settings, store: Store) -> dict[str, Callable[..., in
     try:
         engine_mod = importlib.import_module("recommender.engine")
         engine = engine_mod.Engine(settings, store)
-        steps["embed"] = lambda: engine.embed_missing(progress=False)
+        steps["embed"] = lambda changed: engine.refresh(changed) + engine.embed_missing(progress=False)
     except ModuleNotFoundError:
         log.debug("no embedding engine available")
     try:

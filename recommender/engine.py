@@ -157,6 +157,25 @@ class Engine:
             self.sync_lexical(progress)
             return len(missing)
 
+    def refresh(self, ids: Sequence[str]) -> int:
+        """Re-embed stored papers whose text changed (a new version), so their vectors and tf-idf rows follow
+        the new title and abstract; returns how many vectors were replaced. Papers without a vector yet are
+        left to :meth:`embed_missing`."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return 0
+        with self._embed_lock:
+            stale = [i for i in ids if i in self.index]
+            if stale:
+                self._embed_ids(stale)
+            lex = self.lexical
+            if lex.ready:
+                papers = self.store.get_papers([i for i in ids if i in lex])
+                if papers:
+                    lex.add(list(papers), [paper_text(p) for p in papers.values()])
+                    lex.save()
+        return len(stale)
+
     def seed_vectors(self, path) -> int:
         """Take the vectors of stored papers from a file made by ``VectorIndex.export`` (e.g. shipped with the
         demo papers) instead of embedding them; only used when it was made with the current model."""

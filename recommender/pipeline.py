@@ -51,7 +51,7 @@ def validate_categories(store: Store, categories: Sequence[str]) -> list[str]:
 
 
 def ingest(settings: Settings, store: Store, categories: Sequence[str] | None = None,
-           client: ArxivClient | None = None, embed: Callable[[], int] | None = None,
+           client: ArxivClient | None = None, embed: Callable[[list[str]], int] | None = None,
            classify: Callable[[list[str]], int] | None = None) -> IngestReport:
     """Fetch the current RSS listing of ``categories`` (default: the setting) and store it."""
     cats = validate_categories(store, categories or settings.categories)
@@ -77,8 +77,11 @@ def ingest(settings: Settings, store: Store, categories: Sequence[str] | None = 
     log.info("ingested %s listing of %s: %d new, %d cross, %d replaced (%s)", feed.announced, "+".join(cats),
              report.new, report.cross, report.replaced, stats.to_dict())
     changed = [pid for pid, _, kind in listings]  # new, cross-listed and replaced (text may have changed)
+    # embedding gets the papers whose text a new version changed (their vectors must follow); it also embeds
+    # every paper still without a vector
     steps: list[tuple[str, Callable[[], int] | None]] = [
-        ("embedded", embed), ("classified", (lambda: classify(changed)) if classify else None)]
+        ("embedded", (lambda: embed(stats.text_changed)) if embed else None),
+        ("classified", (lambda: classify(changed)) if classify else None)]
     for name, step in steps:
         if step is None:
             continue

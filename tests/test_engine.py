@@ -203,3 +203,18 @@ def test_shipped_demo_vectors_match_the_current_model(settings: Settings, store:
     fresh = embedder.encode([paper_text(p) for p in sample])
     shipped = eng.index.get([p.id for p in sample])
     assert float(np.min(np.sum(fresh * shipped, axis=1))) > 0.99
+
+
+def test_a_new_version_refreshes_the_vector(engine: Engine, store: Store) -> None:
+    pid = store.paper_ids()[0]
+    old = engine.index.get([pid])[0].copy()
+    paper = store.get_paper(pid)
+    revised = dataclasses.replace(paper, version=paper.version + 1, title="Protein folding with diffusion models",
+                                  abstract="We fold proteins with a diffusion model trained on structures.")
+    stats = store.upsert_papers([revised])
+    assert stats.text_changed == [pid]
+    assert engine.refresh(stats.text_changed) == 1
+    new = engine.index.get([pid])[0]
+    assert float(old @ new) < 0.95
+    hits = engine.similar("diffusion models that fold protein structures", n=3)
+    assert pid in [h.paper.id for h in hits]

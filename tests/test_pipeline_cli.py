@@ -41,8 +41,10 @@ def test_ingest_is_idempotent_and_replacements_are_not_new(settings: Settings, s
     v2 = [(dataclasses.replace(p, version=p.version + 1, title=p.title + " (revised)"), "replace")
           for p, _ in items[:3]]
     server.route("/rss/cs.LG+stat.ML", (200, rss_feed(["cs.LG", "stat.ML"], date(2026, 7, 2), v2)))
-    r3 = ingest(settings, store, ["cs.LG", "stat.ML"])
+    refreshed: list[str] = []
+    r3 = ingest(settings, store, ["cs.LG", "stat.ML"], embed=lambda ids: len(refreshed.extend(ids) or ids))
     assert r3.updated == 3 and r3.inserted == 0
+    assert sorted(refreshed) == sorted(p.id for p, _ in v2) and r3.embedded == 3
     got = store.get_paper(items[0][0].id)
     assert got.title.endswith("(revised)") and got.announced == "2026-07-01"
     assert store.announced_ids("2026-07-02", types=("new", "cross")) == []
@@ -60,7 +62,7 @@ def test_ingest_step_failure_keeps_listing(settings: Settings, store: Store, ser
                                            demo_papers: list[Paper]) -> None:
     server.route("/rss/cs.LG", (200, rss_feed(["cs.LG"], date(2026, 7, 1), day_listing(demo_papers, 5))))
 
-    def broken() -> int:
+    def broken(changed: list[str]) -> int:
         raise RuntimeError("model exploded")
 
     report = ingest(settings, store, ["cs.LG"], embed=broken, classify=lambda ids: len(ids))

@@ -34,7 +34,7 @@ def test_newer_version_updates_in_place_older_never_overwrites(store: Store, dem
     v2 = dataclasses.replace(p, version=2, title="A better title", authors=p.authors + ["New Author"],
                              announced="2026-07-02", announce_type="replace")
     stats = store.upsert_papers([v2])
-    assert stats.updated == 1
+    assert stats.updated == 1 and stats.text_changed == [p.id]  # its vector must be refreshed
     got = store.get_paper(p.id)
     assert got.version == 2 and got.title == "A better title" and got.authors[-1] == "New Author"
     # a replacement never makes a paper new again: first announcement day is kept
@@ -42,6 +42,8 @@ def test_newer_version_updates_in_place_older_never_overwrites(store: Store, dem
     assert store.count_papers() == 1
     old = store.upsert_papers([dataclasses.replace(p, version=1, title="stale")])
     assert old.unchanged == 1 and store.get_paper(p.id).title == "A better title"
+    v3 = store.upsert_papers([dataclasses.replace(v2, version=3, comment="accepted")])
+    assert v3.updated == 1 and v3.text_changed == []  # same text: the vector stays
 
 
 def test_duplicate_ids_within_one_batch(store: Store, demo_papers: list[Paper]) -> None:

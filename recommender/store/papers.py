@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 from ..models import Paper
@@ -30,11 +30,13 @@ class UpsertStats:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    text_changed: list[str] = field(default_factory=list)  # updated papers whose title or abstract changed
 
     def __iadd__(self, other: "UpsertStats") -> "UpsertStats":
         self.inserted += other.inserted
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.text_changed.extend(other.text_changed)
         return self
 
     def to_dict(self) -> dict[str, int]:
@@ -85,11 +87,12 @@ class PaperQueries:
                     p.announced, p.announce_type = prev.announced, prev.announce_type
                 by_id[p.id] = p
         ids = list(by_id)
-        existing: dict[str, tuple[int, str, str | None, str | None]] = {}
+        existing: dict[str, tuple[int, str, str | None, str | None, str]] = {}
         for chunk in _chunks(ids):
-            q = f"SELECT id, version, content_hash, announced, announce_type FROM papers WHERE id IN ({','.join('?' * len(chunk))})"
+            q = (f"SELECT id, version, content_hash, announced, announce_type, title || char(0) || abstract "
+                 f"FROM papers WHERE id IN ({','.join('?' * len(chunk))})")
             for row in self.conn.execute(q, chunk):
-                existing[row[0]] = (row[1], row[2], row[3], row[4])
+                existing[row[0]] = (row[1], row[2], row[3], row[4], row[5])
         to_write: list[Paper] = []
         hashes: dict[str, str] = {}
         fill_announced: list[tuple[str, str | None, str]] = []
@@ -99,7 +102,7 @@ class PaperQueries:
             if old is None:
                 stats.inserted += 1
             else:
-                old_version, old_hash, old_announced, old_type = old
+                old_version, old_hash, old_announced, old_type, old_text = old
                 # keep the first announcement day; a replacement listing does not make a paper new again
                 if old_announced is not None:
                     p.announced, p.announce_type = old_announced, old_type
@@ -111,6 +114,8 @@ class PaperQueries:
                     stats.unchanged += 1
                     continue
                 stats.updated += 1
+                if old_text != f"{p.title}\0{p.abstract}":
+                    stats.text_changed.append(pid)
             if p.announce_type in ("replace", "replace-cross") and old is None:
                 # first seen through a replacement: it is not a new paper of that day
                 p.announced, p.announce_type = None, None
