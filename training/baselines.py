@@ -53,7 +53,7 @@ def _score(name: str, split: str, probs_val: np.ndarray, y_val: np.ndarray, prob
 
 
 def run_tfidf_baselines(records: list[Record], labels: Labels, split: dict, rf_train: int = 10000,
-                        seed: int = 13) -> list[dict]:
+                        seed: int = 13, only: str | None = None) -> list[dict]:
     idx = {r.id: i for i, r in enumerate(records)}
     tr, va, te = ([idx[i] for i in split[k]] for k in ("train", "val", "test"))
     y = multi_hot(records, labels)
@@ -74,6 +74,8 @@ def run_tfidf_baselines(records: list[Record], labels: Labels, split: dict, rf_t
          f"trained on a random {rf_train} of the training papers"),
     ]
     for name, make, rows, notes in models:
+        if only and only not in name:
+            continue
         t0 = time.time()
         log.info("%s: %s", split["name"], name)
         if rows is None:  # random forest: subsample, native multi-output
@@ -163,6 +165,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True, help="JSON file for the results")
     ap.add_argument("--only", choices=["tfidf", "minilm"], default=None)
     ap.add_argument("--splits", default="temporal,random")
+    ap.add_argument("--model", help="only the tf-idf model whose name contains this (replaces earlier results)")
     args = ap.parse_args()
     labels = Labels.from_taxonomy()
     records = load_records(args.data, labels)
@@ -171,9 +174,14 @@ def main() -> None:
     done = {(r["model"], r["split"]) for r in results}
     if args.only in (None, "tfidf"):
         for name in args.splits.split(","):
-            if any(s == name and "tf-idf" in m for m, s in done):
+            if args.model:
+                new = run_tfidf_baselines(records, labels, splits[name], only=args.model)
+                keys = {(r["model"], r["split"]) for r in new}
+                results = [r for r in results if (r["model"], r["split"]) not in keys] + new
+            elif any(s == name and "tf-idf" in m for m, s in done):
                 continue
-            results += run_tfidf_baselines(records, labels, splits[name])
+            else:
+                results += run_tfidf_baselines(records, labels, splits[name])
             args.out.write_text(json.dumps(results, indent=2) + "\n")
     if args.only in (None, "minilm") and not any("MiniLM" in m for m, _ in done):
         results += run_minilm_baseline(records, labels, splits, args.run / "minilm_cache")

@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     t.add_argument("--max-train-papers", type=int)
     t.add_argument("--max-minutes", type=float, help="stop training after this long (resume later)")
+    t.add_argument("--lr", type=float)
+    t.add_argument("--init-from", type=Path, help="start from these weights (e.g. <run>/temporal/best.pt)")
+    t.add_argument("--name", help="subdirectory of the run for this model (one split only; default: the split)")
     t.add_argument("--prepare-only", action="store_true", help="stop after vectors and the token cache")
     t.add_argument("--no-ship", action="store_true", help="do not copy the temporal model to data/models/")
     t.set_defaults(func=cmd_train)
@@ -46,9 +49,11 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     cfg = TrainConfig()
     if args.config:
         cfg = TrainConfig.from_dict({**cfg.to_dict(), **json.loads(args.config.read_text())})
-    for name in ("epochs", "threads", "max_train_papers", "max_minutes"):
+    for name in ("epochs", "threads", "max_train_papers", "max_minutes", "lr"):
         if getattr(args, name) is not None:
             cfg = replace(cfg, **{name: getattr(args, name)})
+    if args.init_from is not None:
+        cfg = replace(cfg, init_from=str(args.init_from.resolve()))
     return cfg
 
 
@@ -64,7 +69,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             prepare(load_corpus(args.data, labels), labels, cfg, args.out)
             return 0
         splits = ("temporal", "random") if args.split == "both" else (args.split,)
-        results = run(args.data, args.out, cfg, splits, ship_model=not args.no_ship)
+        if args.name and len(splits) != 1:
+            raise ValueError("--name needs a single --split")
+        results = run(args.data, args.out, cfg, splits, ship_model=not args.no_ship, name=args.name)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -65,6 +65,7 @@ class TrainConfig:
     threads: int | None = None
     threshold: float = 0.5  # re-tuned on validation after training
     split: str = "temporal"  # which split this model is trained on: temporal | random
+    init_from: str | None = None  # start from these weights (best.pt of an earlier run): a further epoch
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

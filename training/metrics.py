@@ -42,7 +42,8 @@ def sample_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 def tune_threshold(probs: np.ndarray, y_true: np.ndarray, grid: np.ndarray | None = None) -> float:
     """The global threshold maximising category sample-F1 on a validation set."""
-    grid = np.arange(0.1, 0.91, 0.05) if grid is None else grid
+    if grid is None:  # wide at both ends: naive Bayes' probabilities are extreme
+        grid = np.concatenate([[0.02, 0.05], np.arange(0.1, 0.91, 0.05), [0.95, 0.98, 0.99, 0.995]])
     scores = [sample_f1(y_true, predict_sets(probs, t)) for t in grid]
     return float(grid[int(np.argmax(scores))])
 

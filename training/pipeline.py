@@ -40,9 +40,10 @@ def group_index(labels: Labels) -> np.ndarray:
     return np.array([labels.groups.index(labels.group_of[c]) for c in labels.codes])
 
 
-def train_split(prep: Prepared, cfg: TrainConfig, run_dir: Path, split: str, progress: bool = True) -> dict:
+def train_split(prep: Prepared, cfg: TrainConfig, run_dir: Path, split: str, progress: bool = True,
+                name: str | None = None) -> dict:
     s = prep.splits[split]
-    out = run_dir / split
+    out = run_dir / (name or split)
     out.mkdir(parents=True, exist_ok=True)
     cfg = replace(cfg, split=split)
     cfg.save(out / "config.json")
@@ -79,8 +80,8 @@ def evaluate_split(prep: Prepared, cfg: TrainConfig, out: Path, split: str, summ
     return result
 
 
-def ship(run_dir: Path, split: str = "temporal", dest: Path = SHIPPED_MODEL_DIR) -> Path:
-    src = run_dir / split / "model"
+def ship(run_dir: Path, split: str = "temporal", dest: Path = SHIPPED_MODEL_DIR, name: str | None = None) -> Path:
+    src = run_dir / (name or split) / "model"
     if not (src / "weights.pt").exists():
         raise FileNotFoundError(f"no exported model in {src}; train first")
     tmp = dest.with_name(dest.name + ".tmp")
@@ -88,11 +89,10 @@ def ship(run_dir: Path, split: str = "temporal", dest: Path = SHIPPED_MODEL_DIR)
         shutil.rmtree(tmp)
     shutil.copytree(src, tmp)
     other = {}
-    for s in ("temporal", "random"):
-        ev = run_dir / s / "eval.json"
-        if ev.exists():
-            e = json.loads(ev.read_text())
-            other[s] = {"test": e["test"], "val": e["val"], "threshold": e["threshold"], "train": e["train"]}
+    for ev in sorted(run_dir.glob("*/eval.json")):
+        e = json.loads(ev.read_text())
+        other[ev.parent.name] = {"split": e["split"], "test": e["test"], "val": e["val"],
+                                 "threshold": e["threshold"], "train": e["train"]}
     config = json.loads((tmp / "config.json").read_text())
     config["name"] = dest.name
     (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -107,13 +107,14 @@ def ship(run_dir: Path, split: str = "temporal", dest: Path = SHIPPED_MODEL_DIR)
 
 
 def run(data: Path | None, run_dir: Path, cfg: TrainConfig, splits: tuple[str, ...] = ("temporal", "random"),
-        ship_model: bool = True, progress: bool = True) -> dict[str, dict]:
+        ship_model: bool = True, progress: bool = True, name: str | None = None) -> dict[str, dict]:
+    """Train and evaluate one model per split; ``name`` (one split only) names its subdirectory."""
     labels = Labels.from_taxonomy()
     records = load_corpus(data, labels)
     prep = prepare(records, labels, cfg, run_dir)
     results = {}
     for split in splits:
-        results[split] = train_split(prep, cfg, run_dir, split, progress)
+        results[split] = train_split(prep, cfg, run_dir, split, progress, name if len(splits) == 1 else None)
     if ship_model and "temporal" in splits:
-        ship(run_dir, "temporal")
+        ship(run_dir, "temporal", name=name if len(splits) == 1 else None)
     return results

@@ -113,6 +113,9 @@ def train(data: TrainData, cfg: TrainConfig, out_dir: Path, progress: bool = Tru
         val_idx = sorted(random.Random(cfg.seed + 1).sample(val_idx, cfg.val_max_papers))
 
     model = build_model(data, cfg).to(device)
+    if cfg.init_from:
+        model.load_state_dict(torch.load(cfg.init_from, map_location=device, weights_only=True))
+        log.info("initialised from %s", cfg.init_from)
     log.info("SHA-RNN: %d trainable parameters; %d training papers, %d validation papers",
              count_trainable(model), len(train_idx), len(val_idx))
     y_train = data.targets[train_idx]
