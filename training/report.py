@@ -24,10 +24,13 @@ def _load(path: Path):
 
 def collect(run_dir: Path) -> dict:
     results = []
-    for split in ("temporal", "random"):
-        ev = _load(run_dir / split / "eval.json")
-        if ev:
-            results.append(ev)
+    for ev_path in sorted(run_dir.glob("*/eval.json")):
+        ev = _load(ev_path)
+        continued = ev_path.parent.name.endswith("_e2")  # a further epoch from the first run's weights
+        ev["model"] = "SHA-RNN, 2 epochs" if continued else "SHA-RNN, 1 epoch"
+        if ev["train"]["status"] != "finished":
+            ev["model"] += " (partial)"
+        results.append(ev)
     for path in sorted(run_dir.glob("baselines*.json")):
         results += _load(path) or []
     return {"results": results, "bigram_comparison": _load(run_dir / "bigram_comparison.json"),
@@ -59,25 +62,23 @@ def render(data: dict) -> str:
         rows.sort(key=lambda r: -r["test"]["category_sample_f1"])
         for r in rows:
             t = r["test"]
-            ref = REFERENCE.get(r["model"])
+            ref = REFERENCE.get("SHA-RNN" if r["model"].startswith("SHA-RNN") else r["model"])
             ref_s = "–" if not ref else f"{ref[0]}%" + (f" / {ref[1]}%" if ref[1] else "")
-            name = f"**{r['model']}**" if r["model"] == "SHA-RNN" else r["model"]
+            name = f"**{r['model']}**" if r["model"].startswith("SHA-RNN") else r["model"]
             lines.append(f"| {name} | {_pct(t['category_sample_f1'])} | {_pct(t['master_sample_f1'])} | "
                          f"{_pct(t['category_micro_f1'])} | {_pct(t['category_macro_f1'])} | "
                          f"{_pct(t['master_micro_f1'])} | {r['threshold']:.2f} | {t['papers']} | {ref_s} |")
         notes = [f"- {r['model']}: {r['notes']}" for r in rows if r.get("notes")]
         lines += [""] + notes + ([""] if notes else [])
-        sha = next((r for r in rows if r["model"] == "SHA-RNN"), None)
-        if sha:
-            lines += [f"Per group, SHA-RNN, {split} test split:", "",
+        for sha in [r for r in rows if r["model"].startswith("SHA-RNN")]:
+            lines += [f"Per group, {sha['model']}, {split} test split:", "",
                       "| group | test papers | master F1 | category micro-F1 within the group |", "|---|---|---|---|"]
             for g, v in sorted(sha["test"]["per_group"].items(), key=lambda kv: -kv[1]["papers"]):
                 lines.append(f"| {g} | {v['papers']} | {_pct(v['master_f1'])} | {_pct(v['category_micro_f1'])} |")
             tr = sha.get("train", {})
-            lines += ["", f"Training: {tr.get('train_papers')} papers, {tr.get('epochs_done')} full epoch(s), "
-                          f"status '{tr.get('status')}', best epoch {tr.get('best_epoch')}, "
-                          f"{tr.get('train_minutes', 0):.0f} minutes, {tr.get('trainable_parameters')} "
-                          "trainable parameters.", ""]
+            lines += ["", f"Training ({sha['model']}): {tr.get('train_papers')} papers, status "
+                          f"'{tr.get('status')}', {tr.get('train_minutes', 0):.0f} minutes of wall time for this "
+                          f"stage on a shared CPU, {tr.get('trainable_parameters')} trainable parameters.", ""]
     bc = data.get("bigram_comparison")
     if bc:
         lines += ["### Word vectors with and without bigram phrases", "", bc.get("setup", ""), "",
