@@ -78,16 +78,14 @@ class Runtime:
 
     def ingest_once(self, client: Any = None) -> Any:
         """One ingestion run (blocking; call it through :meth:`call`); ``client`` may be prefetched."""
-        from recommender.pipeline import ingest
+        from recommender.pipeline import ingest, model_steps
 
-        steps: dict[str, Callable[..., int]] = {}
+        engine = None
         try:
             engine = self.commands.engine
-            steps["embed"] = lambda changed: engine.refresh(changed) + engine.embed_missing(progress=False)
         except Exception:
             log.exception("no embedding engine for ingestion")
-        from recommender.pipeline import classify_papers
-        steps["classify"] = lambda ids: classify_papers(self.store, self.commands.classifier, ids)
+        steps = model_steps(self.store, engine, lambda: self.commands.classifier)
         return ingest(self.settings, self.store, client=client, **steps)
 
     def close(self) -> None:

@@ -8,20 +8,22 @@ printed as one line on stderr with exit status 2; nothing prints a traceback for
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from .arxiv import ArxivClient, ArxivError
+from . import reco_cli
+from .classify import get_classifier, register_cli as register_classify_cli
 from .config import ConfigError, Settings, load_settings
+from .engine import Engine
 from .ids import InvalidArxivId, parse_arxiv_id
 from .importer import ImportFileError, import_file
-from .pipeline import classify_papers, ensure_demo_corpus, ingest, validate_categories
+from .pipeline import ensure_demo_corpus, ingest, model_steps, validate_categories
 from .store import Store, UnknownCategory
 
 log = logging.getLogger("arxiv_digest")
@@ -31,8 +33,6 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ArxivError, ConfigError, InvalidArxivId, ImportFileError, UnknownCategory, FileNotFoundError, LookupError,
     ValueError,
 )
-# library modules that add subcommands (recommender-internal, imported directly when present)
-INTERNAL_PLUGINS = ("recommender.reco_cli", "recommender.classify")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -77,7 +77,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     with open_store(settings) as store:
-        steps = ingest_steps(settings, store) if not args.no_models else {}
+        steps: dict[str, Any] = {}
+        if not args.no_models:
+            model_dir = Path(settings.classifier_dir) if settings.classifier_dir else None
+            steps = model_steps(store, Engine(settings, store), lambda: get_classifier(model_dir))
         report = ingest(settings, store, _split_categories(args.categories) or None, **steps)
         if report.announced is None:
             text = f"no announcement in today's feed for {'+'.join(report.categories)}"
@@ -89,24 +92,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             text += "\nerrors: " + "; ".join(report.errors)
         emit(args, report.to_dict(), text)
     return 0
-
-
-def ingest_steps(settings: Settings, store: Store) -> dict[str, Callable[..., int]]:
-    """The embedding and classification steps of ingestion, from the modules that provide them."""
-    steps: dict[str, Callable[..., int]] = {}
-    try:
-        engine_mod = importlib.import_module("recommender.engine")
-        engine = engine_mod.Engine(settings, store)
-        steps["embed"] = lambda changed: engine.refresh(changed) + engine.embed_missing(progress=False)
-    except ModuleNotFoundError:
-        log.debug("no embedding engine available")
-    try:
-        classify_mod = importlib.import_module("recommender.classify")
-        model_dir = Path(settings.classifier_dir) if settings.classifier_dir else None
-        steps["classify"] = lambda ids: classify_papers(store, classify_mod.get_classifier(model_dir), ids)
-    except ModuleNotFoundError:
-        log.debug("no classifier available")
-    return steps
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -182,16 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_stats)
 
-    for name in INTERNAL_PLUGINS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        register = getattr(module, "register", None) or getattr(module, "register_cli", None)
-        if register is not None:
-            register(sub)
+    reco_cli.register(sub)
+    register_classify_cli(sub)
     for ep in entry_points(group="arxiv_digest.cli"):
         try:
             register_plugin = ep.load()

@@ -111,6 +111,16 @@ def classify_papers(store: Store, classifier: Any, ids: Sequence[str] | None = N
     return done
 
 
+def model_steps(store: Store, engine: Any | None, get_classifier: Callable[[], Any]) -> dict[str, Callable[..., int]]:
+    """The ``embed`` and ``classify`` steps of :func:`ingest` for a recommender engine (None: no embedding) and
+    a classifier loaded on first use (only when a listing actually has papers)."""
+    steps: dict[str, Callable[..., int]] = {
+        "classify": lambda ids: classify_papers(store, get_classifier(), ids)}
+    if engine is not None:
+        steps["embed"] = lambda changed: engine.refresh(changed) + engine.embed_missing(progress=False)
+    return steps
+
+
 def ensure_demo_corpus(settings: Settings, store: Store, progress: bool = True) -> int:
     """Import the bundled demo papers into an empty store; returns how many were imported."""
     if store.count_papers() > 0:
