@@ -157,14 +157,42 @@ def get_classifier(model_dir: Path | None = None) -> Classifier:
 # --- command line -----------------------------------------------------------------------------------------------
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("classify", help="predict the arXiv categories of a paper",
-                              description="Predict categories for a stored paper (by arXiv id) or for a title "
-                                          "and abstract.")
-    p.add_argument("id", nargs="?", help="arXiv id of a paper in the store")
+                              description="Predict categories for a paper by arXiv id or URL (from the store, "
+                                          "or looked up on arXiv and stored) or for a title and abstract.")
+    p.add_argument("id", nargs="?", help="arXiv id or abs/pdf URL")
     p.add_argument("--title", help="paper title (instead of an id)")
     p.add_argument("--abstract", default="", help="paper abstract")
     p.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cli_classify)
+
+
+def _paper_for(raw_id: str, home: str | None):
+    """The stored paper for an id or URL, looked up on arXiv (and stored) when the store lacks it.
+
+    Raises ``InvalidArxivId`` for text that is not an id and ``ArxivError`` when arXiv cannot be reached;
+    the product CLI reports both in one line."""
+    from recommender.arxiv import ArxivClient
+    from recommender.config import load_settings
+    from recommender.ids import parse_arxiv_id
+    from recommender.store import Store
+
+    pid = parse_arxiv_id(raw_id.strip()).id
+    settings = load_settings(**({"home": Path(home)} if home else {}))
+    settings.ensure_home()
+    with Store(settings.db_path, taxonomy=settings.taxonomy_path) as store:
+        paper = store.get_paper(pid)
+        if paper is None:
+            log.info("%s is not in the store; looking it up on arXiv", pid)
+            client = ArxivClient(settings)
+            try:
+                found = client.fetch_by_ids([pid])
+            finally:
+                client.close()
+            if found:
+                store.upsert_papers(found)
+                paper = store.get_paper(pid)
+    return paper
 
 
 def _cli_classify(args: argparse.Namespace) -> int:
@@ -175,15 +203,9 @@ def _cli_classify(args: argparse.Namespace) -> int:
         return 2
     title, abstract, actual = args.title or "", args.abstract or "", None
     if args.id:
-        from recommender.config import load_settings
-        from recommender.store import Store
-
-        settings = load_settings()
-        with Store(settings.db_path) as store:
-            paper = store.get_paper(args.id.strip())
+        paper = _paper_for(args.id, getattr(args, "home", None))
         if paper is None:
-            print(f"paper {args.id} is not in the store ({settings.db_path}); use --title/--abstract",
-                  file=sys.stderr)
+            print(f"{args.id}: no such paper on arXiv", file=sys.stderr)
             return 1
         title, abstract, actual = paper.title, paper.abstract or "", list(paper.categories)
     try:

@@ -49,6 +49,16 @@ def settings(tmp_path: Path, server: LocalServer) -> Settings:
 
 
 @pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The same settings, through the environment, for commands run via ``recommender.cli.main``."""
+    monkeypatch.setenv("ARXIV_DIGEST_HOME", str(settings.home))
+    monkeypatch.setenv("ARXIV_DIGEST_RSS_URL", settings.rss_url)
+    monkeypatch.setenv("ARXIV_DIGEST_API_URL", settings.api_url)
+    monkeypatch.setenv("ARXIV_DIGEST_API_DELAY", "0")
+    return settings
+
+
+@pytest.fixture
 def store(settings: Settings) -> Iterator[Store]:
     settings.ensure_home()
     s = Store(settings.db_path, taxonomy=settings.taxonomy_path)

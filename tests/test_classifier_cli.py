@@ -1,6 +1,7 @@
 """The classifier's command-line surface through the product CLI: classify and evaluate-classifier."""
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -52,3 +53,39 @@ def test_evaluate_classifier_on_real_papers(model_dir, capsys):
 
 def test_evaluate_classifier_missing_file(model_dir, capsys):
     assert main(["evaluate-classifier", "/nonexistent.jsonl", "--model", str(model_dir)]) == 1
+
+
+API = Path(__file__).resolve().parent / "fixtures" / "arxiv_api"
+
+
+def test_classify_stored_paper_by_id(cli_env, model_dir, capsys):
+    assert main(["import", str(FIXTURE)]) == 0
+    capsys.readouterr()
+    first = json.loads(gzip.open(FIXTURE, "rt").readline())
+    assert main(["classify", f"https://arxiv.org/abs/{first['id']}v1", "--model", str(model_dir), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    cats = first["categories"].split() if isinstance(first["categories"], str) else first["categories"]
+    assert out["actual_categories"][0] in cats
+    assert out["categories"]
+
+
+def test_classify_unstored_id_is_fetched_from_arxiv_and_kept(cli_env, server, model_dir, capsys):
+    server.route("/api/query", (200, (API / "id_2104.12255v1_s0_m100_6ae69987ffe1.body.xml").read_bytes()))
+    assert main(["classify", "2104.12255", "--model", str(model_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "actual: " in text and "master: " in text
+    calls = len(server.requests)
+    assert main(["classify", "2104.12255", "--model", str(model_dir)]) == 0
+    assert len(server.requests) == calls  # the second time it comes from the store
+
+
+def test_classify_bad_or_unknown_id(cli_env, server, model_dir, capsys, monkeypatch):
+    monkeypatch.setenv("ARXIV_DIGEST_API_RETRIES", "1")
+    assert main(["classify", "banana", "--model", str(model_dir)]) == 2
+    assert "not an arXiv id" in capsys.readouterr().err
+    server.route("/api/query", (200, (API / "id_0000.0000_s0_m100_8b51d9633a68.body.xml").read_bytes()))
+    assert main(["classify", "2501.99999", "--model", str(model_dir)]) == 1
+    assert "no such paper" in capsys.readouterr().err
+    server.route("/api/query", (503, b"down"))
+    assert main(["classify", "2501.99998", "--model", str(model_dir)]) == 2
+    assert capsys.readouterr().err.strip()

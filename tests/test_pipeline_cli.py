@@ -74,15 +74,6 @@ def test_demo_corpus_loaded_once(settings: Settings, store: Store) -> None:
     assert ensure_demo_corpus(settings, store, progress=False) == 0
 
 
-@pytest.fixture
-def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("ARXIV_DIGEST_HOME", str(settings.home))
-    monkeypatch.setenv("ARXIV_DIGEST_RSS_URL", settings.rss_url)
-    monkeypatch.setenv("ARXIV_DIGEST_API_URL", settings.api_url)
-    monkeypatch.setenv("ARXIV_DIGEST_API_DELAY", "0")
-    return settings
-
-
 def test_cli_import_stats_fetch(cli_env: Settings, server: LocalServer, capsys: pytest.CaptureFixture) -> None:
     assert main(["import", str(FIXTURES / "kaggle_snapshot_sample.jsonl"), "--categories", "hep-ph,math",
                  "--json"]) == 0

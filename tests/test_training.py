@@ -18,10 +18,12 @@ from training.prepare import prepare
 from training.splits import random_split, temporal_split
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "classifier" / "papers.jsonl.gz"
+# phrases on: the shipped model uses none, so the tiny run keeps the phrase path (learning, merging at
+# inference) covered
 TINY = TrainConfig(ft_epoch=3, ft_threads=1, ft_min_count=2, vocab_min_count=2, phrase_min_count=3, epochs=6,
                    patience=6, threads=1, batch_size=16, checkpoint_every=10, temporal_test_weeks=4,
                    temporal_val_weeks=4, random_test_frac=0.2, random_val_frac=0.15, lr=4e-3, gru_hidden=64,
-                   max_tokens=160)
+                   max_tokens=160, phrases=True)
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +109,22 @@ def test_interrupted_run_resumes(tmp_path, records, labels):
         train_split(prep, replace(cfg2, lr=1e-3), tmp_path, "random", progress=False)
     second = train_split(prep, cfg2, tmp_path, "random", progress=False)
     assert second["train"]["status"] == "finished" and second["train"]["epochs_done"] == 2
+
+
+def test_train_reads_the_store_like_the_file(cli_env, tmp_path, records, labels):
+    """`train` without --data learns from the papers in the store: the same records, hence the same splits."""
+    from recommender.cli import main
+    from training.data import load_records_from_store
+
+    assert main(["import", str(FIXTURE)]) == 0
+    from_store = load_records_from_store(cli_env.db_path, labels)
+    assert sorted((r.id, r.title, r.abstract, tuple(r.labels), r.announced) for r in from_store) == \
+        sorted((r.id, r.title, r.abstract, tuple(r.labels), r.announced) for r in records)
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps({k: v for k, v in TINY.to_dict().items() if k != "threads"}))
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--config", str(cfg), "--prepare-only"]) == 0
+    prepare(records, labels, TINY, tmp_path / "from_file")
+    assert json.loads((out / "splits.json").read_text()) == \
+        json.loads((tmp_path / "from_file" / "splits.json").read_text())
+    assert (out / "encoded.npz").exists() and (out / "vocab.txt").read_text().strip()
