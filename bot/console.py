@@ -170,14 +170,18 @@ class Warmup(threading.Thread):
     def _classify_latest(self, store: Store) -> None:
         day = store.latest_announcement()
         ids = store.announced_ids(day) if day else []
-        todo = [i for i in ids if i not in store.predictions(ids)]
-        if not todo:
+        if not ids:
             return
         try:
             from recommender.classify import get_classifier
-            from recommender.pipeline import classify_papers
+            from recommender.pipeline import classify_papers, model_name
             d = self.settings.classifier_dir
-            self.classified = classify_papers(store, get_classifier(Path(d) if d else None), todo)
+            clf = get_classifier(Path(d) if d else None)
+            done = store.predictions(ids, model=model_name(clf))  # an upgraded model re-predicts the day
+            todo = [i for i in ids if i not in done]
+            if not todo:
+                return
+            self.classified = classify_papers(store, clf, todo)
             log.info("warm-up: predicted categories of %d papers of %s", self.classified, day)
         except Exception as exc:  # no model shipped: cards just show arXiv's own categories
             log.info("warm-up: no category predictions (%s)", exc)

@@ -93,14 +93,19 @@ def ingest(settings: Settings, store: Store, categories: Sequence[str] | None = 
     return report
 
 
+def model_name(classifier: Any) -> str:
+    """The name stored with a classifier's predictions (its model directory's name, e.g. ``sharnn-v2``)."""
+    return str(getattr(classifier, "meta", {}).get("name", "classifier"))
+
+
 def classify_papers(store: Store, classifier: Any, ids: Sequence[str] | None = None, model: str = "",
                     batch_size: int = 256) -> int:
-    """Predict and store the categories of ``ids`` (default: every paper without predictions).
+    """Predict and store the categories of ``ids`` (default: every paper without this model's predictions).
 
     ``classifier`` is a :class:`recommender.classify.Classifier` (anything with ``predict_batch``); papers
     with neither title nor abstract are skipped. Returns how many papers got predictions."""
-    todo = list(ids) if ids is not None else store.unpredicted_ids()
-    model = model or str(getattr(classifier, "meta", {}).get("name", "classifier"))
+    model = model or model_name(classifier)
+    todo = list(ids) if ids is not None else store.unpredicted_ids(model=model)
     done = 0
     for i in range(0, len(todo), batch_size):
         papers = [p for p in store.get_papers(todo[i:i + batch_size]).values() if (p.title + p.abstract).strip()]

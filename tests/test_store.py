@@ -108,3 +108,19 @@ def test_schema_version_and_reopen(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(RuntimeError, match="newer"):
         Store(path)
+
+
+def test_predictions_are_kept_per_model(store: Store, demo_papers: list[Paper]) -> None:
+    papers = demo_papers[:3]
+    store.upsert_papers(papers)
+    a, b, c = (p.id for p in papers)
+    store.save_predictions([(a, [("cs.LG", 0.9), ("stat.ML", 0.6)]), (b, [("hep-th", 0.8)])], model="old-model")
+    assert store.predictions([a, b, c]) == {a: [("cs.LG", 0.9), ("stat.ML", 0.6)], b: [("hep-th", 0.8)]}
+    assert store.unpredicted_ids() == [c]
+    # an upgraded model sees every paper as still to predict, and its rows replace the old ones
+    assert store.unpredicted_ids(model="new-model") == [a, b, c]
+    assert store.predictions([a, b], model="new-model") == {}
+    store.save_predictions([(a, [("cs.CL", 0.7)])], model="new-model")
+    assert store.predictions([a], model="new-model") == {a: [("cs.CL", 0.7)]}
+    assert store.predictions([a]) == {a: [("cs.CL", 0.7)]}
+    assert store.unpredicted_ids(model="new-model") == [b, c]

@@ -182,23 +182,29 @@ class UserQueries:
             )
         return len(rows)
 
-    def predictions(self, paper_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
+    def predictions(self, paper_ids: Sequence[str], model: str | None = None) -> dict[str, list[tuple[str, float]]]:
+        """Stored predictions per paper, most probable first; only those of ``model`` when it is given."""
         out: dict[str, list[tuple[str, float]]] = {}
         ids = list(paper_ids)
+        by_model = " AND model = ?" if model is not None else ""
         for i in range(0, len(ids), 900):
             chunk = ids[i:i + 900]
             for pid, cat, p in self.conn.execute(
                 f"SELECT paper_id, category, probability FROM predictions WHERE paper_id IN "
-                f"({','.join('?' * len(chunk))}) ORDER BY paper_id, probability DESC", chunk
+                f"({','.join('?' * len(chunk))}){by_model} ORDER BY paper_id, probability DESC",
+                chunk + ([model] if model is not None else [])
             ):
                 out.setdefault(pid, []).append((cat, p))
         return out
 
-    def unpredicted_ids(self, limit: int | None = None) -> list[str]:
-        sql = "SELECT id FROM papers WHERE id NOT IN (SELECT DISTINCT paper_id FROM predictions) ORDER BY rowid"
+    def unpredicted_ids(self, limit: int | None = None, model: str | None = None) -> list[str]:
+        """Papers with no stored predictions (of ``model``, when given: an upgraded model re-predicts)."""
+        where, args = ("WHERE model = ?", [model]) if model is not None else ("", [])
+        sql = (f"SELECT id FROM papers WHERE id NOT IN (SELECT DISTINCT paper_id FROM predictions {where}) "
+               "ORDER BY rowid")
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return [r[0] for r in self.conn.execute(sql)]
+        return [r[0] for r in self.conn.execute(sql, args)]
 
     # -- meta -------------------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
