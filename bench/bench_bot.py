@@ -12,7 +12,8 @@
 
 Uses the real engine and classifier when they are installed, else the lexical stand-ins of the tests (the
 figures say which). Prints the figures and writes ``bench/results/bot.json``. Usage:
-``python bench/bench_bot.py [--users 50] [--rounds 4] [--delivery-users 10000]``.
+``python bench/bench_bot.py [--users 50] [--rounds 4] [--delivery-users 10000] [--out FILE]``
+(``--delivery-users 0`` measures reply latency only).
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ class TimedCommands(Commands):
             self.timings.setdefault(name, []).append(time.perf_counter() - t0)
 
 
-def make_commands(settings, store, real: bool) -> tuple[TimedCommands, str]:  # type: ignore[no-untyped-def]
+def make_commands(settings, store, real: bool) -> tuple[TimedCommands, str, str]:  # type: ignore[no-untyped-def]
     kind = "lexical stand-in"
     cmds = TimedCommands(settings, store)
     if real:
@@ -79,12 +80,14 @@ def make_commands(settings, store, real: bool) -> tuple[TimedCommands, str]:  # 
         cmds = TimedCommands(settings, store, engine_factory=lambda: LexicalEngine(store),
                              classifier_factory=KeywordClassifier)
     try:
-        cmds.classifier
-    except Exception:  # noqa: BLE001
+        clf_kind = str(getattr(cmds.classifier, "meta", {}).get("name", "keyword stand-in"))
+    except Exception as exc:  # noqa: BLE001
+        print(f"classifier unavailable ({exc}); using the keyword stand-in")
         cmds._classifier_factory = KeywordClassifier  # type: ignore[method-assign]
         cmds.__dict__.pop("classifier", None)
+        clf_kind = "keyword stand-in"
     cmds.timings = {}
-    return cmds, kind
+    return cmds, kind, clf_kind
 
 
 async def latency(rt: Runtime, fake: FakeTelegram, users: int, rounds: int, ids: list[str],
@@ -178,6 +181,8 @@ def main() -> int:
                     help="seconds a user waits between commands")
     ap.add_argument("--delivery-users", type=int, default=10_000)
     ap.add_argument("--lexical", action="store_true", help="use the lexical stand-ins, not the real models")
+    ap.add_argument("--out", type=Path, default=RESULTS / "bot.json",
+                    help="where to write the figures (default bench/results/bot.json)")
     ap.add_argument("--state", type=Path, default=ROOT / "var",
                     help="a state directory to start from (reuses its demo papers and vectors; default ./var)")
     args = ap.parse_args()
@@ -194,13 +199,15 @@ def main() -> int:
                 shutil.copytree(cache, settings.home, dirs_exist_ok=True)
             store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
             ensure_demo_corpus(settings, store, progress=False)
-            cmds, kind = make_commands(settings, store, real=not args.lexical)
+            cmds, kind, clf_kind = make_commands(settings, store, real=not args.lexical)
             rt = Runtime(settings, store, cmds)
             latest = store.latest_announcement()
             ids = store.announced_ids(latest, categories=["cs.LG"])[:200]
             results["engine"] = kind
+            results["classifier"] = clf_kind
             results["papers"] = store.count_papers()
-            print(f"{results['papers']} papers, {kind}; latency with {args.users} users x {args.rounds} rounds")
+            print(f"{results['papers']} papers, {kind}, classifier {clf_kind}; latency with {args.users} users x "
+                  f"{args.rounds} rounds")
             results["latency"] = asyncio.run(latency(rt, fake, args.users, args.rounds, ids, tuple(args.think)))
             for name, v in results["latency"]["commands"].items():
                 print(f"  {name:10} n={v['n']:4}  end-to-end p50 {v['e2e_p50_ms']:7.1f} ms  p95 "
@@ -218,9 +225,9 @@ def main() -> int:
             store.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bot.json").write_text(json.dumps(results, indent=2))
-    print(f"wrote {RESULTS / 'bot.json'}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -128,3 +128,35 @@ def test_train_reads_the_store_like_the_file(cli_env, tmp_path, records, labels)
     assert json.loads((out / "splits.json").read_text()) == \
         json.loads((tmp_path / "from_file" / "splits.json").read_text())
     assert (out / "encoded.npz").exists() and (out / "vocab.txt").read_text().strip()
+
+
+def test_report_names_models_by_epochs_and_vectors(tmp_path):
+    """The report labels each SHA-RNN run by its total epochs (counting the run it started from) and its
+    vectors, and gathers runs and baselines from several run directories."""
+    from training.report import collect, model_label, render
+
+    def write(d: Path, cfg: dict, epochs: int, f1: float) -> None:
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps(cfg))
+        report = {"category_sample_f1": f1, "master_sample_f1": 0.9, "category_micro_f1": f1,
+                  "category_macro_f1": 0.3, "master_micro_f1": 0.9, "papers": 10, "per_group": {}}
+        (d / "eval.json").write_text(json.dumps({"split": "temporal", "threshold": 0.5, "test": report,
+                                                 "train": {"epochs_done": epochs, "status": "finished"}}))
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a / "temporal", {"phrases": True}, 1, 0.60)
+    write(a / "temporal_e2", {"phrases": True, "init_from": str(a / "temporal" / "best.pt")}, 1, 0.62)
+    write(b / "temporal", {"phrases": False}, 3, 0.70)
+    (a / "baselines.json").write_text(json.dumps([{"model": "logistic regression (tf-idf)", "split": "temporal",
+                                                   "threshold": 0.4, "test": {**json.loads(
+                                                       (b / "temporal" / "eval.json").read_text())["test"],
+                                                       "category_sample_f1": 0.65}}]))
+    assert model_label(a / "temporal") == "SHA-RNN, 1 epoch, phrase vectors"
+    assert model_label(a / "temporal_e2") == "SHA-RNN, 2 epochs, phrase vectors"
+    assert model_label(b / "temporal") == "SHA-RNN, 3 epochs, word vectors"
+    data = collect([a, b])
+    assert len(data["results"]) == 4
+    md = render(data)
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "F1" not in line and "---" not in line]
+    assert rows[0].startswith("| **SHA-RNN, 3 epochs, word vectors** | 70.0")  # best first
+    assert any(r.startswith("| logistic regression (tf-idf) | 65.0") for r in rows)

@@ -22,19 +22,42 @@ def _load(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def collect(run_dir: Path) -> dict:
+def model_label(model_dir: Path) -> str:
+    """'SHA-RNN, N epochs, word|phrase vectors' from a trained model's directory (config.json, eval.json);
+    a run started from an earlier run's weights (init_from) counts that run's epochs too."""
+    cfg = _load(model_dir / "config.json") or {}
+    ev = _load(model_dir / "eval.json") or {}
+    epochs = ev.get("train", {}).get("epochs_done", 0)
+    seen = {model_dir.resolve()}
+    init = cfg.get("init_from")
+    while init:
+        parent = Path(init).parent
+        if parent.resolve() in seen:
+            break
+        seen.add(parent.resolve())
+        epochs += (_load(parent / "eval.json") or {}).get("train", {}).get("epochs_done", 0)
+        init = (_load(parent / "config.json") or {}).get("init_from")
+    vectors = "phrase vectors" if cfg.get("phrases", True) else "word vectors"
+    label = f"SHA-RNN, {epochs} epoch{'s' if epochs != 1 else ''}, {vectors}"
+    if ev.get("train", {}).get("status", "finished") != "finished":
+        label += " (partial)"
+    return label
+
+
+def collect(run_dirs: list[Path]) -> dict:
+    """Every SHA-RNN evaluation and baseline result under the run directories (the first one's splits)."""
     results = []
-    for ev_path in sorted(run_dir.glob("*/eval.json")):
-        ev = _load(ev_path)
-        continued = ev_path.parent.name.endswith("_e2")  # a further epoch from the first run's weights
-        ev["model"] = "SHA-RNN, 2 epochs" if continued else "SHA-RNN, 1 epoch"
-        if ev["train"]["status"] != "finished":
-            ev["model"] += " (partial)"
-        results.append(ev)
-    for path in sorted(run_dir.glob("baselines*.json")):
-        results += _load(path) or []
-    return {"results": results, "bigram_comparison": _load(run_dir / "bigram_comparison.json"),
-            "splits": _split_sizes(run_dir)}
+    bigram = None
+    for run_dir in run_dirs:
+        for ev_path in sorted(run_dir.glob("*/eval.json")):
+            ev = _load(ev_path)
+            ev["model"] = model_label(ev_path.parent)
+            ev["run"] = f"{run_dir.name}/{ev_path.parent.name}"
+            results.append(ev)
+        for path in sorted(run_dir.glob("baselines*.json")):
+            results += _load(path) or []
+        bigram = bigram or _load(run_dir / "bigram_comparison.json")
+    return {"results": results, "bigram_comparison": bigram, "splits": _split_sizes(run_dirs[0])}
 
 
 def _split_sizes(run_dir: Path) -> dict:
@@ -89,10 +112,10 @@ def render(data: dict) -> str:
     return "\n".join(lines)
 
 
-def write_report(run_dir: Path = DEFAULT_RUN_DIR, md_path: Path = REPO_ROOT / "docs" / "classifier_report.md",
+def write_report(run_dirs: list[Path] | None = None, md_path: Path = REPO_ROOT / "docs" / "classifier_report.md",
                  json_path: Path = REPO_ROOT / "training" / "reports" / "classifier_report.json",
                  preamble: str = "", epilogue: str = "") -> None:
-    data = collect(run_dir)
+    data = collect(run_dirs or [DEFAULT_RUN_DIR])
     md_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(data, indent=2) + "\n")
@@ -145,7 +168,8 @@ def main() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     ap = argparse.ArgumentParser(description="write the classifier evaluation report")
-    ap.add_argument("--run", type=Path, default=DEFAULT_RUN_DIR)
+    ap.add_argument("--run", type=Path, nargs="+", default=[DEFAULT_RUN_DIR],
+                    help="run directories (SHA-RNN evaluations and baselines of all are reported together)")
     ap.add_argument("--epilogue", type=Path, help="markdown file appended after the tables (discussion)")
     args = ap.parse_args()
     write_report(args.run, preamble=PREAMBLE, epilogue=args.epilogue.read_text() if args.epilogue else "")
