@@ -29,8 +29,9 @@ class TrainConfig:
     temporal_val_weeks: int = 1
     random_test_frac: float = 0.07
     random_val_frac: float = 0.04
-    # phrases (word bigrams merged into one token, e.g. neural_network)
-    phrases: bool = True
+    # phrases (word bigrams merged into one token, e.g. neural_network). Off: vectors trained on single words
+    # scored better in the one comparison (docs/classifier_report.md), and the GRU composes bigrams itself.
+    phrases: bool = False
     phrase_min_count: int = 30
     phrase_top_k: int = 15000
     phrase_threshold: float = 10.0
@@ -64,6 +65,7 @@ class TrainConfig:
     val_max_papers: int | None = 4000  # per-epoch validation subset (fixed); final metrics use the full sets
     threads: int | None = None
     threshold: float = 0.5  # re-tuned on validation after training
+    val_threshold: float | None = None  # per-epoch validation: None = tuned on the validation papers each epoch
     split: str = "temporal"  # which split this model is trained on: temporal | random
     init_from: str | None = None  # start from these weights (best.pt of an earlier run): a further epoch
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from recommender.shanet import NetConfig, ShaRNN, count_trainable, master_logits
 from training.config import TrainConfig
 from training.loss import NestedLoss, group_targets, pos_weights
-from training.metrics import master_sets, predict_sets, sample_f1
+from training.metrics import master_sets, predict_sets, sample_f1, tune_threshold
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +81,17 @@ def predict_probs(model: ShaRNN, token_ids: list[np.ndarray], indices: list[int]
     return out
 
 
-def validate(model: ShaRNN, data: TrainData, indices: list[int], threshold: float) -> dict:
+def validate(model: ShaRNN, data: TrainData, indices: list[int], threshold: float | None = None) -> dict:
+    """Sample-F1 on the validation papers at ``threshold``, or (None) at the threshold that is best for them,
+    the same choice the final evaluation makes, so epochs are compared as they will be used."""
     probs = predict_probs(model, data.token_ids, indices, desc="validating")
     y = data.targets[indices]
     ym = group_targets(y, data.group_index, data.n_groups)
+    thr = tune_threshold(probs, y) if threshold is None else threshold
     return {
-        "val_category_sample_f1": sample_f1(y, predict_sets(probs, threshold)),
-        "val_master_sample_f1": sample_f1(ym, master_sets(probs, data.group_index, data.n_groups, threshold)),
+        "val_category_sample_f1": sample_f1(y, predict_sets(probs, thr)),
+        "val_master_sample_f1": sample_f1(ym, master_sets(probs, data.group_index, data.n_groups, thr)),
+        "val_threshold": float(thr),
     }
 
 
@@ -143,7 +147,8 @@ def train(data: TrainData, cfg: TrainConfig, out_dir: Path, progress: bool = Tru
     ckpt_path, best_path, metrics_path = out_dir / "checkpoint.pt", out_dir / "best.pt", out_dir / "metrics.jsonl"
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if _experiment(ck["config"]) != _experiment(cfg.to_dict()):
+        saved = TrainConfig.from_dict(ck["config"]).to_dict()  # fields added since then take their defaults
+        if _experiment(saved) != _experiment(cfg.to_dict()):
             raise ValueError(f"{ckpt_path} was written with a different config; use another --out or delete it")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
@@ -205,7 +210,7 @@ def train(data: TrainData, cfg: TrainConfig, out_dir: Path, progress: bool = Tru
         bar.close()
         if stopped != "finished":
             break
-        val = validate(model, data, val_idx, cfg.threshold)
+        val = validate(model, data, val_idx, cfg.val_threshold)
         rec = {"kind": "val", "epoch": epoch + 1, "step": state["global_step"],
                "train_loss": state.get("epoch_loss", 0.0) / max(1, state.get("epoch_batches", 0)), **val,
                "elapsed_min": (time.time() - started) / 60}
@@ -227,7 +232,7 @@ def train(data: TrainData, cfg: TrainConfig, out_dir: Path, progress: bool = Tru
     if stopped != "finished":
         save_checkpoint()
         # the partial epoch may already beat the last validated one: validate it and keep the better weights
-        val = validate(model, data, val_idx, cfg.threshold)
+        val = validate(model, data, val_idx, cfg.val_threshold)
         log_metrics({"kind": "val_partial", "epoch": state["epoch"], "step": state["global_step"], **val,
                      "elapsed_min": state["elapsed"] / 60})
         if val["val_category_sample_f1"] > state["best"] or not best_path.exists():
