@@ -1,6 +1,6 @@
 """Category prediction with the shipped SHA-RNN model: load once, predict one paper or a batch, CLI command.
 
-A model directory (default ``data/models/sharnn-v1``) holds ``config.json`` (network shape, length cap,
+A model directory (default ``data/models/sharnn-v2``) holds ``config.json`` (network shape, length cap,
 threshold, provenance), ``labels.json`` (category codes, names, groups), ``vocab.txt``, ``phrases.txt``,
 ``vectors.f16.npy`` (frozen word vectors, fp16) and ``weights.pt`` (the trainable weights), plus
 ``metrics.json``. :func:`get_classifier` loads it lazily once per process. ``predict`` returns the categories
@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from recommender.textprep import preprocess
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "sharnn-v1"
+MODEL_NAME = "sharnn-v2"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "models" / MODEL_NAME
 MAX_INPUT_CHARS = 100_000  # longer input is cut (the model reads at most max_tokens tokens anyway)
 
@@ -85,7 +85,8 @@ class Classifier:
         model = ShaRNN(net, vectors)
         state = torch.load(d / "weights.pt", map_location="cpu", weights_only=True)
         missing_keys, unexpected = model.load_state_dict(state, strict=False)
-        if unexpected or [k for k in missing_keys if k != "embed.weight"]:
+        # embed.weight lives in vectors.f16.npy; models saved before prior_shift existed keep it at zero
+        if unexpected or [k for k in missing_keys if k not in ("embed.weight", "prior_shift")]:
             raise ClassifierError(f"weights in {d} do not match its config ({missing_keys}, {unexpected})")
         cats = labels["categories"]
         codes = [c["code"] for c in cats]
@@ -114,7 +115,7 @@ class Classifier:
             ids = torch.zeros(len(ks), int(lengths.max()), dtype=torch.long)
             for row, k in enumerate(ks):
                 ids[row, : len(encoded[k])] = torch.from_numpy(encoded[k])
-            out[ks] = torch.sigmoid(self.model(ids, lengths)).numpy()
+            out[ks] = torch.sigmoid(self.model.calibrated_logits(ids, lengths)).numpy()
         return out
 
     def _prediction(self, probs: np.ndarray, unknown_ratio: float) -> Prediction:

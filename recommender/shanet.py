@@ -6,6 +6,11 @@ a "Boom" feed-forward block (C -> 512 -> C, GELU) -> category logits. Layer norm
 GELU throughout. Master-category (group) logits are the "mix" of the two largest category logits inside each
 group, computed in logit space: mix(x, y) = logit(1 - (1 - sigmoid x)(1 - sigmoid y))
 = x + y + log(1 + e^-x + e^-y) = logsumexp(x, y, x + y), which is exact and stable for any magnitude.
+
+Training weights each category's positives by w_c (rare categories count more), which moves the loss's optimum
+from logit(p) to logit(p) + log w_c. ``calibrated_logits`` subtracts that ``prior_shift`` (saved with the
+weights) so predicted probabilities are probabilities again and one threshold suits frequent and rare
+categories alike.
 """
 from __future__ import annotations
 
@@ -113,9 +118,14 @@ class ShaRNN(nn.Module):
         self.boom_norm = nn.LayerNorm(cfg.n_categories)
         self.boom = Boom(cfg.n_categories, cfg.boom_dim, cfg.dropout)
         self.scale = 1.0 / math.sqrt(h)
+        self.register_buffer("prior_shift", torch.zeros(cfg.n_categories))  # log of the positive-class weights
+
+    def calibrated_logits(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Category logits with the training-time positive-class weighting undone: what inference uses."""
+        return self(ids, lengths) - self.prior_shift
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """ids (B, T) int64 padded with 0, lengths (B,) -> category logits (B, C)."""
+        """ids (B, T) int64 padded with 0, lengths (B,) -> category logits (B, C), as trained (weighted)."""
         x = self.embed_norm(self.embed(ids))
         mask = ids != 0  # (B, T)
         rev = reverse_index(lengths.to(ids.device), ids.shape[1]).unsqueeze(-1)

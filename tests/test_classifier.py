@@ -86,6 +86,59 @@ def test_network_shape_and_parameter_budget():
     assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_prior_correction_undoes_the_positive_weighting():
+    """With positives weighted by w, the weighted BCE is minimised at logit(p) + log w, not logit(p): the
+    network's prior_shift (log w) brings its output back to logit(p), i.e. to calibrated probabilities."""
+    import torch.nn.functional as F
+
+    p, w = 0.1, 9.0
+    y = torch.tensor([1.0] * 10 + [0.0] * 90)
+    z = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([z], lr=0.5, max_iter=200)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(z.expand(100), y, pos_weight=torch.tensor(w))
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert z.item() == pytest.approx(np.log(p / (1 - p)) + np.log(w), abs=1e-3)
+    net = ShaRNN(NetConfig(vocab_size=20, embed_dim=8, n_categories=3, gru_hidden=4, cat_attn_dim=4, boom_dim=8))
+    net.prior_shift.copy_(torch.log(torch.tensor([w, 1.0, 2.0])))
+    net.eval()
+    ids, lengths = torch.randint(1, 20, (2, 6)), torch.tensor([6, 6])
+    assert torch.allclose(net.calibrated_logits(ids, lengths), net(ids, lengths) - net.prior_shift)
+
+
+def test_build_model_sets_prior_shift_and_export_keeps_it(tmp_path):
+    from training.config import TrainConfig
+    from training.train import TrainData, build_model
+
+    labels = Labels.from_taxonomy()
+    c = len(labels.codes)
+    rng = np.random.default_rng(0)
+    targets = (rng.random((200, c)) < 0.05).astype(np.uint8)
+    gi = np.zeros(c, dtype=np.int64)
+    vocab = ["-PAD-", "-UNK-", "-EQN-", "-TITLE_START-", "-TITLE_END-", "-ABSTRACT_START-", "-ABSTRACT_END-", "a"]
+    data = TrainData([np.array([7])] * 200, targets, gi, 1, rng.standard_normal((len(vocab), 8)).astype(np.float32),
+                     list(range(150)), list(range(150, 200)))
+    cfg = TrainConfig(gru_hidden=4, cat_attn_dim=4, boom_dim=8)
+    net = build_model(data, cfg)
+    expected = torch.log(pos_weights(targets[:150], cfg.pos_weight_power, cfg.pos_weight_max))
+    assert torch.allclose(net.prior_shift, expected) and net.prior_shift.abs().sum() > 0
+    assert build_model(data, TrainConfig(prior_correction=False, gru_hidden=4, cat_attn_dim=4,
+                                         boom_dim=8)).prior_shift.abs().sum() == 0
+    d = export_model(net, tmp_path / "m", vocab=vocab, phrases=[], labels=labels, max_tokens=32, threshold=0.5,
+                     metrics={}, provenance={})
+    clf = Classifier.load(d)
+    assert torch.allclose(clf.model.prior_shift, net.prior_shift)
+    net.eval()
+    ids, unk = clf.encode("a a", "a")
+    want = torch.sigmoid(net.calibrated_logits(torch.from_numpy(ids)[None], torch.tensor([len(ids)])))[0]
+    assert np.allclose(clf.probabilities([ids])[0], want.detach().numpy(), atol=1e-3)  # fp16 vectors
+
+
 # --- export / load / predict -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory) -> Path:

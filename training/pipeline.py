@@ -15,7 +15,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from training.config import SHIPPED_MODEL_DIR, TrainConfig
 from training.data import Labels, Record, load_records, load_records_from_store
@@ -23,7 +22,7 @@ from training.export import export_model
 from training.metrics import full_report, tune_threshold
 from training.plots import plot_metrics
 from training.prepare import Prepared, prepare
-from training.train import TrainData, build_model, predict_probs, train
+from training.train import TrainData, build_model, load_weights, predict_probs, train
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +59,24 @@ def evaluate_split(prep: Prepared, cfg: TrainConfig, out: Path, split: str, summ
     gi = group_index(prep.labels)
     data = TrainData(prep.token_ids, prep.targets, gi, len(prep.labels.groups), prep.vectors, s.train, s.val)
     model = build_model(data, cfg)
-    model.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
+    load_weights(model, out / "best.pt")
     val_probs = predict_probs(model, prep.token_ids, s.val, progress=progress, desc="validation")
     thr = tune_threshold(val_probs, prep.targets[s.val])
     test_probs = predict_probs(model, prep.token_ids, s.test, progress=progress, desc="test")
     result = {
         "model": "SHA-RNN", "split": split, "threshold": thr, "train": summary,
+        "prior_correction": cfg.prior_correction,
         "val": full_report(val_probs, prep.targets[s.val], gi, prep.labels.groups, thr),
         "test": full_report(test_probs, prep.targets[s.test], gi, prep.labels.groups, thr),
     }
+    if cfg.prior_correction:  # the same weights scored without the correction, for the report
+        shift = model.prior_shift.numpy()
+        raw_val, raw_test = uncorrect(val_probs, shift), uncorrect(test_probs, shift)
+        raw_thr = tune_threshold(raw_val, prep.targets[s.val])
+        result["without_prior_correction"] = {
+            "threshold": raw_thr,
+            "val": full_report(raw_val, prep.targets[s.val], gi, prep.labels.groups, raw_thr),
+            "test": full_report(raw_test, prep.targets[s.test], gi, prep.labels.groups, raw_thr)}
     (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     log.info("%s split: test category sample-F1 %.4f, master sample-F1 %.4f", split,
              result["test"]["category_sample_f1"], result["test"]["master_sample_f1"])
@@ -78,6 +86,12 @@ def evaluate_split(prep: Prepared, cfg: TrainConfig, out: Path, split: str, summ
                  provenance={"split": split, "train_papers": summary["train_papers"],
                              "train_config": cfg.to_dict()})
     return result
+
+
+def uncorrect(probs: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Probabilities as the weighted loss left them (the prior shift added back in logit space)."""
+    p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
+    return (1 / (1 + np.exp(-(np.log(p / (1 - p)) + shift)))).astype(np.float32)
 
 
 def ship(run_dir: Path, split: str = "temporal", dest: Path = SHIPPED_MODEL_DIR, name: str | None = None) -> Path:

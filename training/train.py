@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from recommender.shanet import NetConfig, ShaRNN, count_trainable, master_logits
+from recommender.shanet import NetConfig, ShaRNN, count_trainable
 from training.config import TrainConfig
 from training.loss import NestedLoss, group_targets, pos_weights
 from training.metrics import master_sets, predict_sets, sample_f1, tune_threshold
@@ -72,12 +72,13 @@ def bucket_batches(indices: list[int], lengths: list[int], batch_size: int, seed
 def predict_probs(model: ShaRNN, token_ids: list[np.ndarray], indices: list[int], batch_size: int = 256,
                   progress: bool = True, desc: str = "predicting") -> np.ndarray:
     model.eval()
+    device = model.prior_shift.device
     order = sorted(range(len(indices)), key=lambda k: len(token_ids[indices[k]]))
     out = np.zeros((len(indices), model.cfg.n_categories), dtype=np.float32)
     for s in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
         ks = order[s:s + batch_size]
         ids, lengths = pad_batch([token_ids[indices[k]] for k in ks])
-        out[ks] = torch.sigmoid(model(ids, lengths)).numpy()
+        out[ks] = torch.sigmoid(model.calibrated_logits(ids.to(device), lengths)).cpu().numpy()
     return out
 
 
@@ -95,11 +96,33 @@ def validate(model: ShaRNN, data: TrainData, indices: list[int], threshold: floa
     }
 
 
+def training_indices(data: TrainData, cfg: TrainConfig) -> list[int]:
+    """The papers a model of this config learns from (all of the split's training part, or a fixed sample)."""
+    idx = list(data.train)
+    if cfg.max_train_papers and len(idx) > cfg.max_train_papers:
+        idx = sorted(random.Random(cfg.seed).sample(idx, cfg.max_train_papers))
+    return idx
+
+
 def build_model(data: TrainData, cfg: TrainConfig) -> ShaRNN:
+    """A fresh network; its ``prior_shift`` is the log of the positive-class weights its loss uses."""
     net = NetConfig(vocab_size=data.vectors.shape[0], embed_dim=data.vectors.shape[1],
                     n_categories=data.targets.shape[1], gru_hidden=cfg.gru_hidden,
                     cat_attn_dim=cfg.cat_attn_dim, boom_dim=cfg.boom_dim, dropout=cfg.dropout)
-    return ShaRNN(net, torch.from_numpy(data.vectors.astype(np.float32)))
+    model = ShaRNN(net, torch.from_numpy(data.vectors.astype(np.float32)))
+    if cfg.prior_correction:
+        w = pos_weights(data.targets[training_indices(data, cfg)], cfg.pos_weight_power, cfg.pos_weight_max)
+        model.prior_shift.copy_(torch.log(w))
+    return model
+
+
+def load_weights(model: ShaRNN, source: Path | dict, device: torch.device | str = "cpu") -> None:
+    """Load trained weights (a file or a state dict); those saved before ``prior_shift`` existed keep the one
+    ``build_model`` set."""
+    state = torch.load(source, map_location=device, weights_only=True) if isinstance(source, Path) else source
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if k != "prior_shift"]:
+        raise ValueError(f"weights do not match the network ({missing}, {unexpected})")
 
 
 def train(data: TrainData, cfg: TrainConfig, out_dir: Path, progress: bool = True) -> dict:
@@ -109,16 +132,14 @@ def train(data: TrainData, cfg: TrainConfig, out_dir: Path, progress: bool = Tru
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    train_idx = list(data.train)
-    if cfg.max_train_papers and len(train_idx) > cfg.max_train_papers:
-        train_idx = sorted(random.Random(cfg.seed).sample(train_idx, cfg.max_train_papers))
+    train_idx = training_indices(data, cfg)
     val_idx = list(data.val)
     if cfg.val_max_papers and len(val_idx) > cfg.val_max_papers:
         val_idx = sorted(random.Random(cfg.seed + 1).sample(val_idx, cfg.val_max_papers))
 
     model = build_model(data, cfg).to(device)
     if cfg.init_from:
-        model.load_state_dict(torch.load(cfg.init_from, map_location=device, weights_only=True))
+        load_weights(model, Path(cfg.init_from), device)
         log.info("initialised from %s", cfg.init_from)
     log.info("SHA-RNN: %d trainable parameters; %d training papers, %d validation papers",
              count_trainable(model), len(train_idx), len(val_idx))
@@ -150,7 +171,7 @@ def train(data: TrainData, cfg: TrainConfig, out_dir: Path, progress: bool = Tru
         saved = TrainConfig.from_dict(ck["config"]).to_dict()  # fields added since then take their defaults
         if _experiment(saved) != _experiment(cfg.to_dict()):
             raise ValueError(f"{ckpt_path} was written with a different config; use another --out or delete it")
-        model.load_state_dict(ck["model"])
+        load_weights(model, ck["model"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         state = ck["state"]
