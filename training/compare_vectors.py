@@ -3,8 +3,8 @@
 Both variants are trained on the same random subsample of the vector-training papers with identical fastText
 settings; each is scored by a cheap proxy task, logistic regression (one-vs-rest) on the mean word vector of
 each paper, trained on that subsample and scored on the temporal split's test part, threshold tuned on its
-validation part. The SHA-RNN itself is trained once, on the phrase variant, because the CPU budget allows
-only one full run.
+validation part. It favoured single words, which the shipped model (``sharnn-v2``) uses; the SHA-RNN was not
+trained both ways under one budget (see docs/classifier_report.md).
 """
 from __future__ import annotations
 
