@@ -176,23 +176,24 @@ def _paper_for(raw_id: str, home: str | None):
     from recommender.arxiv import ArxivClient
     from recommender.config import load_settings
     from recommender.ids import parse_arxiv_id
+    from recommender.pipeline import lookup_papers
     from recommender.store import Store
 
     pid = parse_arxiv_id(raw_id.strip()).id
     settings = load_settings(**({"home": Path(home)} if home else {}))
     settings.ensure_home()
+    clients: list[ArxivClient] = []
+
+    def client() -> ArxivClient:
+        clients.append(ArxivClient(settings))
+        return clients[-1]
+
     with Store(settings.db_path, taxonomy=settings.taxonomy_path) as store:
-        paper = store.get_paper(pid)
-        if paper is None:
-            log.info("%s is not in the store; looking it up on arXiv", pid)
-            client = ArxivClient(settings)
-            try:
-                found = client.fetch_by_ids([pid])
-            finally:
-                client.close()
-            if found:
-                store.upsert_papers(found)
-                paper = store.get_paper(pid)
+        try:
+            paper = lookup_papers(store, [pid], client).get(pid)
+        finally:
+            for c in clients:
+                c.close()
     return paper
 
 

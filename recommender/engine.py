@@ -27,9 +27,10 @@ import numpy as np
 from .config import Settings
 from .digest import Ranked, digest_candidates, rank
 from .embed import Embedder, _slug, load_embedder, paper_text
-from .ids import InvalidArxivId, parse_arxiv_id
+from .ids import parse_arxiv_id
 from .lexical import LexicalIndex
 from .models import Paper
+from .pipeline import lookup_papers
 from .profile import Profile, ScoringParams
 from .vectors import VectorIndex
 
@@ -227,22 +228,15 @@ class Engine:
         arXiv does not know (or that could not be fetched).
         """
         wanted = list(dict.fromkeys(parse_arxiv_id(i).id for i in ids))
-        found = self.store.get_papers(wanted)
-        lacking = [i for i in wanted if i not in found]
-        if lacking:
-            try:
-                fetched = self._client().fetch_by_ids(lacking)
-            except Exception as exc:  # network or arXiv errors: tell the caller which ids are unknown
-                raise LookupError(f"could not fetch {', '.join(lacking)} from arXiv: {exc}") from exc
-            fetched = [p for p in fetched if p.id in set(lacking)]
-            if fetched:
-                for p in fetched:  # a looked-up paper is not a new paper of any day
-                    p.announced, p.announce_type = None, None
-                self.store.upsert_papers(fetched)
-                found.update(self.store.get_papers([p.id for p in fetched]))
-            unknown = [i for i in lacking if i not in found]
-            if unknown:
-                raise LookupError(f"arXiv does not know {', '.join(unknown)}")
+        try:
+            found = lookup_papers(self.store, wanted, self._client)
+        except Exception as exc:  # network or arXiv errors: tell the caller which ids are unknown
+            stored = self.store.get_papers(wanted)
+            lacking = [i for i in wanted if i not in stored]
+            raise LookupError(f"could not fetch {', '.join(lacking)} from arXiv: {exc}") from exc
+        unknown = [i for i in wanted if i not in found]
+        if unknown:
+            raise LookupError(f"arXiv does not know {', '.join(unknown)}")
         self.vectors(wanted)
         return found
 

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 from .arxiv import ArxivClient
 from .config import Settings
 from .importer import import_file
+from .models import Paper
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,24 @@ def ingest(settings: Settings, store: Store, categories: Sequence[str] | None = 
             log.exception("ingest step %s failed", name)
             report.errors.append(f"{name}: {type(exc).__name__}: {exc}")
     return report
+
+
+def lookup_papers(store: Store, ids: Sequence[str], client: Callable[[], Any]) -> dict[str, Paper]:
+    """Stored papers by (canonical) id; those the store lacks are fetched from the arXiv API through
+    ``client()`` (called only then) and stored first. Ids arXiv does not know are absent from the result;
+    arXiv errors propagate."""
+    wanted = list(dict.fromkeys(ids))
+    found = store.get_papers(wanted)
+    lacking = [i for i in wanted if i not in found]
+    if lacking:
+        log.info("looking up %d paper(s) on arXiv: %s", len(lacking), ", ".join(lacking[:5]))
+        fetched = [p for p in client().fetch_by_ids(lacking) if p.id in set(lacking)]
+        if fetched:
+            for p in fetched:  # a looked-up paper is not a new paper of any day
+                p.announced, p.announce_type = None, None
+            store.upsert_papers(fetched)
+            found.update(store.get_papers([p.id for p in fetched]))
+    return found
 
 
 def model_name(classifier: Any) -> str:

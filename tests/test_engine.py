@@ -97,6 +97,15 @@ def test_similar_unknown_and_malformed_ids(engine: Engine, server: LocalServer) 
         engine.similar("2513.00001")
 
 
+def test_arxiv_failure_names_only_the_ids_it_could_not_fetch(engine: Engine, server: LocalServer,
+                                                             clusters: dict[str, str]) -> None:
+    stored = next(iter(clusters))
+    server.route("/api/query", (503, b"down"))
+    with pytest.raises(LookupError, match=r"could not fetch 2101\.00001 from arXiv") as err:
+        engine.ensure_papers([stored, "2101.00001"])
+    assert stored not in str(err.value)
+
+
 def test_ids_not_in_the_store_are_fetched_stored_and_embedded(engine: Engine, server: LocalServer,
                                                                store: Store) -> None:
     server.route("/api/query", (200, (API / "id_1605.08386_s0_m100_199195aa31ad.body.xml").read_bytes()))
