@@ -36,10 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 from bot.commands import Commands  # noqa: E402
 from bot.telegram import Deliverer, Runtime, build_application, running  # noqa: E402
-from recommender.pipeline import ensure_demo_corpus  # noqa: E402
+from recommender.engine.pipeline import ensure_demo_corpus  # noqa: E402
 from recommender.store import Store  # noqa: E402
-from tests.bot_fixtures import KeywordClassifier, LexicalEngine, bot_settings  # noqa: E402
-from tests.fake_telegram import FakeTelegram  # noqa: E402
+from tests.support.bot_fixtures import KeywordClassifier, LexicalEngine, bot_settings  # noqa: E402
+from tests.support.fake_telegram import FakeTelegram  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

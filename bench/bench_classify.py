@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from recommender.classify import Classifier  # noqa: E402
+from recommender.classification.classify import Classifier  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "classifier" / "papers.jsonl.gz"
 RESULTS = ROOT / "bench" / "results"

@@ -2,7 +2,7 @@
 
 Same real abstracts (the shipped demo sample), one run: the naive loop (one ``encode`` call per abstract, as the
 original prototype did), batched torch (sentence-transformers), ONNX fp32 and ONNX int8 (per-channel dynamic
-quantisation) as exported by ``recommender.embed``. To be fair on a shared CPU the methods take turns on the same
+quantisation) as exported by ``recommender.embedding.embed``. To be fair on a shared CPU the methods take turns on the same
 chunks of texts, so a burst of load elsewhere hits all of them alike. Agreement: mean and minimum cosine to the
 batched torch vectors, and the overlap of each text's 10 nearest neighbours among the benchmark texts.
 Writes bench/results/bench_embed.json.
@@ -21,9 +21,10 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from recommender.config import DATA_DIR, load_settings  # noqa: E402
-from recommender.embed import load_embedder, paper_text  # noqa: E402
-from recommender.importer import iter_file  # noqa: E402
+from recommender.config import load_settings
+from recommender.paths import DEMO_CORPUS  # noqa: E402
+from recommender.embedding.embed import load_embedder, paper_text  # noqa: E402
+from recommender.sources.importer import iter_file  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "bench_embed.json"
 
@@ -44,7 +45,7 @@ def main() -> int:
     ap.add_argument("--home", default=None, help="state dir holding the ONNX export (default: a temp dir)")
     args = ap.parse_args()
     papers = []
-    for p in iter_file(DATA_DIR / "demo_papers.jsonl.gz"):
+    for p in iter_file(DEMO_CORPUS):
         papers.append(p)
         if len(papers) >= args.texts:
             break

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from recommender.importer import import_file, iter_file
+from recommender.sources.importer import import_file, iter_file
 from recommender.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

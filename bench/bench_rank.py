@@ -4,7 +4,7 @@ Profiles mix sizes as a real user base would: 10% interest text only, 40% 1-5 li
 20% 21-60 likes, a quarter of them with 1-10 dislikes. Vectors are random unit vectors of dimension 384
 (ranking cost does not depend on their content). Two cases: the worst one, every like a different paper
 (134k distinct likes), and the realistic one, likes drawn from a pool of 30,000 papers (about two months of
-the listings users get digests from), where the cosines to each distinct liked paper are computed once. Uses the batched path (:func:`recommender.digest.rank_many`)
+the listings users get digests from), where the cosines to each distinct liked paper are computed once. Uses the batched path (:func:`recommender.ranking.digest.rank_many`)
 with the default scoring, top 10 and a threshold, plus the one-by-one path on 500 users for comparison.
 A second run adds the tf-idf half of the default scoring (random sparse rows shaped like the real ones: 20,000
 terms, ~120 non-zeros per paper) for every user's likes and the candidates.
@@ -22,8 +22,8 @@ import numpy as np
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from recommender.digest import rank, rank_many  # noqa: E402
-from recommender.profile import Profile, ScoringParams  # noqa: E402
+from recommender.ranking.digest import rank, rank_many  # noqa: E402
+from recommender.ranking.profile import Profile, ScoringParams  # noqa: E402
 
 DIM = 384
 OUT = Path(__file__).resolve().parent / "results" / "bench_rank.json"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from recommender.vectors import VectorIndex  # noqa: E402
+from recommender.embedding.vectors import VectorIndex  # noqa: E402
 
 DIM = 384
 OUT = Path(__file__).resolve().parent / "results" / "bench_similar.json"

@@ -1,6 +1,6 @@
 """The bot's subcommands of ``arxiv-digest``: ``run``, ``deliver [--now]`` and ``users``.
 
-``recommender.cli`` finds :func:`register` through the ``arxiv_digest.cli`` entry point, so the library never
+``recommender.cli.main`` finds :func:`register` through the ``arxiv_digest.cli`` entry point, so the library never
 imports the bot. ``run`` starts the Telegram bot when ``TELEGRAM_BOT_TOKEN`` is set and the terminal bot
 otherwise; ``deliver`` sends the deliveries that are due (or, with ``--now``, the latest announcement to
 everyone who has not had it) once and exits; ``users`` lists the users and their state.

@@ -58,14 +58,14 @@ class CommandsBase:
 
     # -- collaborators, loaded on first use -------------------------------------------------------------
     def _default_engine(self) -> Any:
-        from recommender.engine import Engine
+        from recommender.engine.core import Engine
         # interactive look-ups of unknown ids should fail fast rather than retry for minutes
         quick = dataclasses.replace(self.settings, api_retries=min(self.settings.api_retries, 2),
                                     api_timeout=min(self.settings.api_timeout, 15.0), api_delay=1.0)
         return Engine(quick, self.store)
 
     def _default_classifier(self) -> Any:
-        from recommender.classify import get_classifier
+        from recommender.classification.classify import get_classifier
         return get_classifier(Path(self.settings.classifier_dir) if self.settings.classifier_dir else None)
 
     @cached_property
@@ -138,7 +138,7 @@ class CommandsBase:
         if not ids:
             return
         try:
-            from recommender.pipeline import classify_papers
+            from recommender.engine.pipeline import classify_papers
             classify_papers(self.store, self.classifier, list(ids))
         except Exception:  # predictions decorate replies; a missing model must not fail the command
             log.warning("could not classify fetched papers %s", list(ids), exc_info=True)

@@ -153,7 +153,7 @@ class Warmup(threading.Thread):
         store = Store(self.settings.db_path, taxonomy=self.settings.taxonomy_path)
         try:
             try:
-                from recommender.engine import Engine
+                from recommender.engine.core import Engine
                 engine = Engine(self.settings, store)
                 if not self.had_vectors:  # the demo papers' shipped vectors spare a first embedding
                     engine.seed_vectors(self.settings.demo_vectors)
@@ -173,8 +173,8 @@ class Warmup(threading.Thread):
         if not ids:
             return
         try:
-            from recommender.classify import get_classifier
-            from recommender.pipeline import classify_papers, model_name
+            from recommender.classification.classify import get_classifier
+            from recommender.engine.pipeline import classify_papers, model_name
             d = self.settings.classifier_dir
             clf = get_classifier(Path(d) if d else None)
             done = store.predictions(ids, model=model_name(clf))  # an upgraded model re-predicts the day
@@ -189,7 +189,7 @@ class Warmup(threading.Thread):
 
 def prepare(settings: Settings, store: Store, progress: bool = True) -> Warmup:
     """First-start set-up: import the bundled demo papers (once), then embed them in the background."""
-    from recommender.pipeline import ensure_demo_corpus
+    from recommender.engine.pipeline import ensure_demo_corpus
 
     imported = ensure_demo_corpus(settings, store, progress=progress)
     if imported:

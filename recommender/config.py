@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from recommender import paths
+
 log = logging.getLogger(__name__)
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = PACKAGE_ROOT / "data"
 
 
 class ConfigError(ValueError):
@@ -44,8 +44,8 @@ class Settings:
     model: str = ""  # sentence-transformers model name or path; empty = bundled all-MiniLM-L6-v2
     embed_backend: str = "auto"  # auto | onnx | torch
     classifier_dir: str = ""  # empty = the shipped model under data/models
-    demo_corpus: Path = DATA_DIR / "demo_papers.jsonl.gz"
-    demo_vectors: Path = DATA_DIR / "demo_vectors.arrow"  # their vectors (used only if made by the same model)
+    demo_corpus: Path = paths.DEMO_CORPUS
+    demo_vectors: Path = paths.DEMO_VECTORS  # their vectors (used only if made by the same model)
     ingest_interval_minutes: int = 30
     digest_hour: int = 8
     digest_timezone: str = "UTC"
@@ -62,7 +62,7 @@ class Settings:
 
     @property
     def taxonomy_path(self) -> Path:
-        return DATA_DIR / "taxonomy.json"
+        return paths.TAXONOMY
 
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -15,11 +15,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from recommender.config import Settings, load_settings  # noqa: E402
-from recommender.importer import iter_file  # noqa: E402
+from recommender.sources.importer import iter_file  # noqa: E402
 from recommender.models import Paper  # noqa: E402
 from recommender.store import Store  # noqa: E402
 
-from .local_server import LocalServer  # noqa: E402
+from tests.support.local_server import LocalServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

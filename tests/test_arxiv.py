@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from recommender.arxiv import ArxivClient, ArxivError, parse_api, parse_rss
+from recommender.sources.arxiv import ArxivClient, ArxivError, parse_api, parse_rss
 from recommender.config import Settings
 from recommender.models import Paper
 
-from .arxiv_xml import rss_feed
+from tests.support.arxiv_xml import rss_feed
 from .conftest import FIXTURES
-from .local_server import LocalServer
+from tests.support.local_server import LocalServer
 
 API = FIXTURES / "arxiv_api"
 

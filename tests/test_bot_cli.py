@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.telegram import protect_token
-from recommender.cli import main
+from recommender.cli.main import main
 from recommender.store import Store
-from tests.fake_telegram import TOKEN, FakeTelegram
+from tests.support.fake_telegram import TOKEN, FakeTelegram
 
 
 @pytest.fixture

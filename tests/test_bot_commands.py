@@ -10,8 +10,8 @@ from bot.reply import Button
 from bot.rich import Rich, split, to_html, to_plain, utf16_len
 from recommender.models import Paper
 from recommender.store import Store
-from tests.bot_fixtures import KeywordClassifier, LexicalEngine
-from tests.fake_telegram import parse_html
+from tests.support.bot_fixtures import KeywordClassifier, LexicalEngine
+from tests.support.fake_telegram import parse_html
 
 
 def test_every_span_is_escaped_and_parses_as_telegram_html() -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from recommender.classify import DEFAULT_MODEL_DIR, Classifier, ClassifierError, Prediction, get_classifier
-from recommender.shanet import NetConfig, ShaRNN, master_logits, mix_logits
+from recommender.classification.classify import DEFAULT_MODEL_DIR, Classifier, ClassifierError, Prediction, get_classifier
+from recommender.classification.shanet import NetConfig, ShaRNN, master_logits, mix_logits
 from training.data import Labels
 from training.export import export_model
 from training.loss import NestedLoss, group_targets, pos_weights

@@ -14,7 +14,7 @@ from bot.console import Console
 from recommender.config import Settings
 from recommender.models import Paper
 from recommender.store import Store
-from tests.bot_fixtures import KeywordClassifier, LexicalEngine
+from tests.support.bot_fixtures import KeywordClassifier, LexicalEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +47,7 @@ def test_make_run_without_a_token_answers_a_piped_script(tmp_path: Path) -> None
     env.pop("TELEGRAM_BOT_TOKEN", None)
     script = ("/start\n/help\n/follow cs.LG cs.CL\n/interests large language models and their reasoning\n"
               "/digest\n/similar 2606.28354 3\n")
-    proc = subprocess.run([sys.executable, "-m", "recommender.cli", "run"], input=script, text=True,
+    proc = subprocess.run([sys.executable, "-m", "recommender.cli.main", "run"], input=script, text=True,
                           capture_output=True, env=env, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "» /start" in proc.stdout and "What I can do" in proc.stdout

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recommender.config import load_settings
-from recommender.embed import Embedder, load_embedder, onnx_dir, paper_text
+from recommender.embedding.embed import Embedder, load_embedder, onnx_dir, paper_text
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "reco" / "papers.jsonl"
 

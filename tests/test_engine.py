@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from recommender.config import Settings, load_settings
-from recommender.embed import Embedder, load_embedder, paper_text
-from recommender.engine import Engine, Recommendation
+from recommender.embedding.embed import Embedder, load_embedder, paper_text
+from recommender.engine.core import Engine, Recommendation
 from recommender.ids import InvalidArxivId
-from recommender.importer import iter_file
+from recommender.sources.importer import iter_file
 from recommender.models import Paper
 from recommender.store import Store
 
-from .local_server import LocalServer
+from tests.support.local_server import LocalServer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PAPERS = FIXTURES / "reco" / "papers.jsonl"

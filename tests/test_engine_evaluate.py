@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recommender.evaluate import EvalConfig, build_eval_data, metrics_for, paired_bootstrap
+from training.recommender_eval import EvalConfig, build_eval_data, metrics_for, paired_bootstrap
 
 
 def test_metrics_by_hand() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recommender.importer import ImportFileError, import_file, iter_file
+from recommender.sources.importer import ImportFileError, import_file, iter_file
 from recommender.store import Store
 
 from .conftest import DEMO, FIXTURES

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from recommender.cli import main
+from recommender.cli.main import main
 from recommender.config import Settings
 from recommender.models import Paper
-from recommender.pipeline import ensure_demo_corpus, ingest
+from recommender.engine.pipeline import ensure_demo_corpus, ingest
 from recommender.store import Store, UnknownCategory
 
-from .arxiv_xml import rss_feed
+from tests.support.arxiv_xml import rss_feed
 from .conftest import DEMO, FIXTURES
-from .local_server import LocalServer
+from tests.support.local_server import LocalServer
 
 
 def day_listing(demo_papers: list[Paper], n: int = 30) -> list[tuple[Paper, str]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recommender.digest import rank
-from recommender.profile import Profile, ScoringParams, score, why_line
+from recommender.ranking.digest import rank
+from recommender.ranking.profile import Profile, ScoringParams, score, why_line
 
 
 def _u(*xs: float) -> np.ndarray:
@@ -88,8 +88,8 @@ def test_unknown_method_is_refused() -> None:
 
 @pytest.mark.parametrize("method", ["softmax", "hybrid", "mean", "max", "knn"])
 def test_batched_scoring_equals_one_by_one(method: str) -> None:
-    from recommender.digest import rank_many
-    from recommender.profile import score_many
+    from recommender.ranking.digest import rank_many
+    from recommender.ranking.profile import score_many
 
     rng = np.random.default_rng(2)
 
@@ -115,7 +115,7 @@ def test_batched_scoring_equals_one_by_one(method: str) -> None:
 
 
 def test_condensed_likes_keep_distinct_interests_and_match_batched() -> None:
-    from recommender.profile import condense, score_many
+    from recommender.ranking.profile import condense, score_many
 
     rng = np.random.default_rng(3)
     centers = np.eye(16, dtype=np.float32)[:3]
@@ -135,7 +135,7 @@ def test_condensed_likes_keep_distinct_interests_and_match_batched() -> None:
 
 
 def test_batched_scoring_with_shared_likes_equals_one_by_one() -> None:
-    from recommender.profile import score_many
+    from recommender.ranking.profile import score_many
 
     rng = np.random.default_rng(4)
     pool_vecs = rng.standard_normal((30, 16)).astype(np.float32)

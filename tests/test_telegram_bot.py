@@ -13,8 +13,8 @@ import pytest
 from bot.pacing import Pacer
 from bot.telegram import Deliverer, Runtime, running
 from recommender.store import Store
-from tests.bot_fixtures import LATEST, ROOT, demo_db, fake, rt, run  # noqa: F401  (fixtures)
-from tests.fake_telegram import FakeTelegram
+from tests.support.bot_fixtures import LATEST, ROOT, demo_db, fake, rt, run  # noqa: F401  (fixtures)
+from tests.support.fake_telegram import FakeTelegram
 
 UTC = timezone.utc
 
@@ -199,7 +199,7 @@ def test_arxiv_digest_run_with_a_token_serves_telegram(tmp_path: Path, fake: Fak
     import sys
     env = {**os.environ, "ARXIV_DIGEST_HOME": str(tmp_path / "var"), "TELEGRAM_BOT_TOKEN": fake.token,
            "TELEGRAM_API_URL": fake.base_url, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "recommender.cli", "run"], env=env, cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "recommender.cli.main", "run"], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         fake.wait_for(lambda: fake.commands, timeout=120, what="setMyCommands")

@@ -12,8 +12,8 @@ from bot.pacing import Pacer
 from bot.schedule import due, last_mark
 from bot.telegram import Deliverer, Runtime, build_application
 from recommender.store import Store, User
-from tests.bot_fixtures import LATEST, LexicalEngine, demo_db, fake, rt, run  # noqa: F401  (fixtures)
-from tests.fake_telegram import FakeTelegram
+from tests.support.bot_fixtures import LATEST, LexicalEngine, demo_db, fake, rt, run  # noqa: F401  (fixtures)
+from tests.support.fake_telegram import FakeTelegram
 
 UTC = timezone.utc
 AT_HOUR = datetime(2026, 6, 30, 12, 0, 30, tzinfo=UTC)

@@ -13,13 +13,13 @@ import pytest
 from bot.commands import Commands
 from bot.telegram import Deliverer, Runtime, running
 from recommender.config import Settings
-from recommender.engine import Engine
+from recommender.engine.core import Engine
 from recommender.models import Paper
 from recommender.store import Store
-from tests.arxiv_xml import rss_feed
-from tests.bot_fixtures import HashEmbedder, KeywordClassifier, run
-from tests.fake_telegram import TOKEN, FakeTelegram
-from tests.local_server import LocalServer
+from tests.support.arxiv_xml import rss_feed
+from tests.support.bot_fixtures import HashEmbedder, KeywordClassifier, run
+from tests.support.fake_telegram import TOKEN, FakeTelegram
+from tests.support.local_server import LocalServer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 UTC = timezone.utc

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from recommender.textprep import (ABSTRACT_END, ABSTRACT_START, EQN, TITLE_END, TITLE_START, merge_phrases,
+from recommender.classification.textprep import (ABSTRACT_END, ABSTRACT_START, EQN, TITLE_END, TITLE_START, merge_phrases,
                                   preprocess, replace_math, tokenize)
 
 

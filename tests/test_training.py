@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.classify import Classifier
+from recommender.classification.classify import Classifier
 from training.config import TrainConfig
 from training.data import Labels, load_records
 from training.metrics import predict_sets, sample_f1
@@ -113,7 +113,7 @@ def test_interrupted_run_resumes(tmp_path, records, labels):
 
 def test_train_reads_the_store_like_the_file(cli_env, tmp_path, records, labels):
     """`train` without --data learns from the papers in the store: the same records, hence the same splits."""
-    from recommender.cli import main
+    from recommender.cli.main import main
     from training.data import load_records_from_store
 
     assert main(["import", str(FIXTURE)]) == 0

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.vectors import KeyMismatch, VectorIndex, top_k
+from recommender.embedding.vectors import KeyMismatch, VectorIndex, top_k
 
 
 def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.embed import paper_text
-from recommender.lexical import LexicalIndex
+from recommender.embedding.embed import paper_text
+from recommender.embedding.lexical import LexicalIndex
 
 PAPERS = [json.loads(line) for line in
           (Path(__file__).resolve().parent / "fixtures" / "reco" / "papers.jsonl").read_text().splitlines()]

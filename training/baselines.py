@@ -25,7 +25,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.naive_bayes import MultinomialNB
 from tqdm import tqdm
 
-from recommender.textprep import tokenize
+from recommender.classification.textprep import tokenize
 from training.data import Labels, Record, load_records
 from training.metrics import full_report, tune_threshold
 from training.prepare import multi_hot

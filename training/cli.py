@@ -1,7 +1,8 @@
 """Command-line steps of the classifier pipeline, registered into ``arxiv-digest`` via an entry point.
 
 ``register(subparsers)`` adds ``train`` (end to end, resumable: rerun the same command after an interruption)
-and ``evaluate-classifier`` (sample-F1 of the shipped or a given model on any corpus-format JSONL).
+``evaluate-classifier`` (sample-F1 of the shipped or a given model on any corpus-format JSONL) and
+``evaluate-recommender`` (the offline recommender evaluation on the real corpus).
 """
 from __future__ import annotations
 
@@ -43,6 +44,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
     e.add_argument("--json", action="store_true", help="print the full report as JSON")
     e.set_defaults(func=cmd_evaluate)
+
+    p = subparsers.add_parser("evaluate-recommender",
+                       help="author- and category-proxy evaluation on the real corpus (see docs/recommender_eval.md)")
+    p.add_argument("--corpus", default="../shared/data/arxiv_corpus.jsonl.gz")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--authors", type=int, default=800, help="authors sampled (default 800)")
+    p.add_argument("--days", type=int, default=8, help="announcement days in the test window (default 8)")
+    p.add_argument("--no-svm", action="store_true", help="skip the two SVM baselines (faster)")
+    p.add_argument("--abstract-first", action="store_true",
+                   help="embed 'abstract title' instead of 'title. abstract' (to measure the order)")
+    p.add_argument("--out", default="bench/results/eval_recommender.json")
+    p.add_argument("--report", default=None, help="also write the markdown tables to this file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate_recommender)
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
@@ -95,6 +110,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{report['papers']} papers, threshold {report['threshold']:.2f}")
         for k in ("category_sample_f1", "master_sample_f1", "category_micro_f1", "category_macro_f1"):
             print(f"  {k:22s} {report[k]:.4f}")
+    return 0
+
+
+def cmd_evaluate_recommender(args: argparse.Namespace) -> int:
+    from recommender.cli.main import settings_from
+    from training.recommender_eval import EvalConfig, markdown_table, run_evaluation, write_report
+
+    settings = settings_from(args)
+    cfg = EvalConfig(corpus=Path(args.corpus), seed=args.seed, authors=args.authors, test_days=args.days,
+                     title_first=not args.abstract_first)
+    if not cfg.corpus.is_file():
+        raise FileNotFoundError(f"{cfg.corpus}: no such corpus file (see ../shared/data)")
+    report = run_evaluation(settings, cfg, with_svm=not args.no_svm, progress=not args.json)
+    write_report(report, Path(args.out), Path(args.report) if args.report else None)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(markdown_table(report, "test"))
+        print(f"chosen on the dev half: {report['chosen']}; written {args.out}")
     return 0
 
 

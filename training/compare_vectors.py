@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from tqdm import tqdm
 
-from recommender.textprep import corpus_line, preprocess
+from recommender.classification.textprep import corpus_line, preprocess
 from training.config import TrainConfig
 from training.data import Labels, load_records
 from training.metrics import full_report, tune_threshold

@@ -11,11 +11,14 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_CORPUS = REPO_ROOT.parent / "shared" / "data" / "arxiv_corpus.jsonl.gz"
-TAXONOMY_PATH = REPO_ROOT / "data" / "taxonomy.json"
+from recommender import paths
+
+REPO_ROOT = paths.REPO_ROOT
+SHARED_CORPUS = paths.SHARED_CORPUS
+TAXONOMY_PATH = paths.TAXONOMY
+SHIPPED_MODEL_DIR = paths.CLASSIFIER_DIR
+
 DEFAULT_RUN_DIR = REPO_ROOT / "training" / "runs" / "main"
-SHIPPED_MODEL_DIR = REPO_ROOT / "data" / "models" / "sharnn-v2"
 
 
 @dataclass

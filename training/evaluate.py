@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from recommender.classify import Classifier, ClassifierError
+from recommender.classification.classify import Classifier, ClassifierError
 from training.data import Labels, load_records
 from training.metrics import full_report
 

@@ -1,4 +1,4 @@
-"""Write a trained SHA-RNN as a self-contained model directory that ``recommender.classify`` loads.
+"""Write a trained SHA-RNN as a self-contained model directory that ``recommender.classification.classify`` loads.
 
 Files: config.json (network, length cap, threshold, provenance), labels.json, vocab.txt, phrases.txt,
 vectors.f16.npy (frozen vectors in fp16, the bulk of the size), weights.pt (trainable weights, fp32), and
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recommender.shanet import ShaRNN
+from recommender.classification.shanet import ShaRNN
 from training.data import Labels
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recommender.shanet import master_logits
+from recommender.classification.shanet import master_logits
 
 
 def pos_weights(targets: np.ndarray, power: float, max_weight: float) -> torch.Tensor:

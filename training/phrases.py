@@ -1,7 +1,7 @@
 """Learn word bigrams ("phrases") from the training corpus, word2phrase style.
 
 score(a, b) = (count(ab) - min_count) * N / (count(a) * count(b)); the ``top_k`` bigrams scoring above
-``threshold`` become single tokens ``a_b`` (see :func:`recommender.textprep.merge_phrases`). Markers and
+``threshold`` become single tokens ``a_b`` (see :func:`recommender.classification.textprep.merge_phrases`). Markers and
 ``-EQN-`` never join a phrase; pure numbers neither.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from tqdm import tqdm
 
-from recommender.textprep import MARKERS
+from recommender.classification.textprep import MARKERS
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from recommender.textprep import corpus_line, preprocess, tokenize
+from recommender.classification.textprep import corpus_line, preprocess, tokenize
 from training.config import TrainConfig
 from training.data import Labels, Record
 from training.phrases import learn_phrases

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from recommender.shanet import NetConfig, ShaRNN, count_trainable
+from recommender.classification.shanet import NetConfig, ShaRNN, count_trainable
 from training.config import TrainConfig
 from training.loss import NestedLoss, group_targets, pos_weights
 from training.metrics import master_sets, predict_sets, sample_f1, tune_threshold

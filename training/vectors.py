@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.shanet import PAD, UNK
-from recommender.textprep import MARKERS
+from recommender.classification.shanet import PAD, UNK
+from recommender.classification.textprep import MARKERS
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from typing import Iterator
 
 import sqlite_utils
 
-from .papers import PaperQueries, UpsertStats, content_hash
-from .schema import SCHEMA_VERSION, migrate
-from .taxonomy import TaxonomyQueries, UnknownCategory
-from .users import User, UserQueries
-from .bot_state import BotStateQueries
+from recommender.store.papers import PaperQueries, UpsertStats, content_hash
+from recommender.store.schema import SCHEMA_VERSION, migrate
+from recommender.store.taxonomy import TaxonomyQueries, UnknownCategory
+from recommender.store.users import User, UserQueries
+from recommender.store.bot_state import BotStateQueries
 
 log = logging.getLogger(__name__)
 

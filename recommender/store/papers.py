@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
-from ..models import Paper
+from recommender.models import Paper
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 :func:`digest_candidates` applies the product's rules: the papers announced as new on that day (cross-lists
 too if the user wants them; replacements never), restricted to the categories the user follows if any,
 minus everything already delivered to or rated by the user. :func:`rank` scores candidates with
-:mod:`recommender.profile`, drops those below the minimum score (a thin day sends fewer papers, not worse
+:mod:`recommender.ranking.profile`, drops those below the minimum score (a thin day sends fewer papers, not worse
 ones) and keeps the top ``n``, each with the liked paper (or the interest) behind it.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Protocol, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from .profile import Profile, ScoringParams, score, why_line
-from .vectors import top_k
+from recommender.ranking.profile import Profile, ScoringParams, score, why_line
+from recommender.embedding.vectors import top_k
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def rank_many(profiles: list[Profile], ids: Sequence[str], vectors: np.ndarray, 
 
     The threshold is applied to the ``n`` best only (with tf-idf in play, :func:`rank` may fill up from
     below where this returns fewer)."""
-    from .profile import score_many
+    from recommender.ranking.profile import score_many
 
     ids = list(ids)
     if not profiles or not ids:

@@ -9,7 +9,7 @@ noticed, logged and answered by embedding every paper again for the new model (n
 
 Papers are compared on meaning (MiniLM vectors) and on words (a tf-idf index of the store, kept in
 ``<home>/lexical/`` and refreshed by :meth:`Engine.embed_missing`); each like's similarity mixes the two
-(see :mod:`recommender.profile`), which is what beat both the mean-of-likes and the tf-idf + SVM baselines.
+(see :mod:`recommender.ranking.profile`), which is what beat both the mean-of-likes and the tf-idf + SVM baselines.
 Thresholds compare the embedding-only score, in cosine units. A user who follows categories but has neither likes
 nor interests gets the day's papers ranked by closeness to the names of those categories, without the
 minimum-score threshold (there is no personal signal to measure against yet).
@@ -24,15 +24,15 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .config import Settings
-from .digest import Ranked, digest_candidates, rank
-from .embed import Embedder, _slug, load_embedder, paper_text
-from .ids import parse_arxiv_id
-from .lexical import LexicalIndex
-from .models import Paper
-from .pipeline import lookup_papers
-from .profile import Profile, ScoringParams
-from .vectors import VectorIndex
+from recommender.config import Settings
+from recommender.ranking.digest import Ranked, digest_candidates, rank
+from recommender.embedding.embed import Embedder, _slug, load_embedder, paper_text
+from recommender.ids import parse_arxiv_id
+from recommender.embedding.lexical import LexicalIndex
+from recommender.models import Paper
+from recommender.engine.pipeline import lookup_papers
+from recommender.ranking.profile import Profile, ScoringParams
+from recommender.embedding.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Engine:
     settings: Settings
     store: object  # recommender.store.Store
     embedder: Embedder | None = None
-    client: object | None = None  # recommender.arxiv.ArxivClient
+    client: object | None = None  # recommender.sources.arxiv.ArxivClient
     params: ScoringParams = field(default_factory=ScoringParams)
 
     def __post_init__(self) -> None:
@@ -141,7 +141,7 @@ class Engine:
 
     def _client(self):
         if self.client is None:
-            from .arxiv import ArxivClient
+            from recommender.sources.arxiv import ArxivClient
 
             self.client = ArxivClient(self.settings)
         return self.client

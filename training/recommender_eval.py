@@ -22,15 +22,17 @@ import math
 import random
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .config import Settings
-from .embed import Embedder, load_embedder, paper_text, _slug
-from .vectors import VectorIndex
+from recommender.config import Settings
+from recommender.embedding.embed import Embedder, load_embedder, paper_text, _slug
+from recommender.embedding.lexical import LexicalIndex
+from recommender.embedding.vectors import VectorIndex
+from recommender.ranking.profile import ScoringParams
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +232,7 @@ Ranker = Callable[[Query, list[str]], np.ndarray]  # (query, candidate ids) -> s
 
 
 def embedding_ranker(index: VectorIndex, params: "ScoringParams") -> Ranker:
-    from .profile import Profile, score
+    from recommender.ranking.profile import Profile, score
 
     def rank(q: Query, cands: list[str]) -> np.ndarray:
         prof = Profile(like_ids=q.likes, likes=index.get(q.likes))
@@ -271,7 +273,7 @@ def svm_ranker(features: Callable[[list[str]], object], background: list[str], c
 
 def lexical_index(data: EvalData) -> "LexicalIndex":
     """The product's tf-idf index (arxiv-sanity-lite's settings) fitted on every paper the evaluation uses."""
-    from .lexical import LexicalIndex
+    from recommender.embedding.lexical import LexicalIndex
 
     ids = data.needed_ids()
     lex = LexicalIndex(Path("/nonexistent-eval-lexical"))  # in memory only
@@ -285,7 +287,7 @@ def tfidf_features(lex: "LexicalIndex") -> Callable[[list[str]], object]:
 
 def lexical_ranker(index: VectorIndex, lex: "LexicalIndex", params: "ScoringParams") -> Ranker:
     """The product's scoring with tf-idf rows: each like's similarity mixes embedding and tf-idf cosines."""
-    from .profile import Profile, score
+    from recommender.ranking.profile import Profile, score
 
     def rank(q: Query, cands: list[str]) -> np.ndarray:
         prof = Profile(like_ids=q.likes, likes=index.get(q.likes), positives_lex=lex.get(q.likes))
@@ -331,7 +333,7 @@ def run_rankers(data: EvalData, rankers: dict[str, Ranker], progress: bool = Tru
 # -- the whole evaluation -------------------------------------------------------------------------------
 
 def default_rankers(data: EvalData, index: VectorIndex, with_svm: bool = True) -> dict[str, Ranker]:
-    from .profile import ScoringParams
+    from recommender.ranking.profile import ScoringParams
 
     rankers: dict[str, Ranker] = {"random": random_ranker(data.config.seed),
                                   "mean-of-likes": embedding_ranker(index, ScoringParams("mean"))}

@@ -19,9 +19,9 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 from tqdm import tqdm
 
-from .arxiv import clean_abstract, clean_title, split_authors
-from .ids import InvalidArxivId, parse_arxiv_id
-from .models import ImportReport, Paper
+from recommender.sources.arxiv import clean_abstract, clean_title, split_authors
+from recommender.ids import InvalidArxivId, parse_arxiv_id
+from recommender.models import ImportReport, Paper
 
 log = logging.getLogger(__name__)
 

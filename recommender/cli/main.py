@@ -16,15 +16,16 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Sequence
 
-from .arxiv import ArxivClient, ArxivError
-from . import reco_cli
-from .classify import get_classifier, register_cli as register_classify_cli
-from .config import ConfigError, Settings, load_settings
-from .engine import Engine
-from .ids import InvalidArxivId, parse_arxiv_id
-from .importer import ImportFileError, import_file
-from .pipeline import ensure_demo_corpus, ingest, model_steps, validate_categories
-from .store import Store, UnknownCategory
+from recommender.sources.arxiv import ArxivClient, ArxivError
+from recommender.cli import reco as reco_cli
+from recommender.classification.classify import get_classifier
+from recommender.cli import classify as classify_cli
+from recommender.config import ConfigError, Settings, load_settings
+from recommender.engine.core import Engine
+from recommender.ids import InvalidArxivId, parse_arxiv_id
+from recommender.sources.importer import ImportFileError, import_file
+from recommender.engine.pipeline import ensure_demo_corpus, ingest, model_steps, validate_categories
+from recommender.store import Store, UnknownCategory
 
 log = logging.getLogger("arxiv_digest")
 
@@ -168,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stats)
 
     reco_cli.register(sub)
-    register_classify_cli(sub)
+    classify_cli.register(sub)
     for ep in entry_points(group="arxiv_digest.cli"):
         try:
             register_plugin = ep.load()

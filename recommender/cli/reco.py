@@ -1,6 +1,6 @@
-"""Recommender subcommands of ``arxiv-digest``: ``embed``, ``similar``, ``recommend``, ``evaluate-recommender``.
+"""Recommender subcommands of ``arxiv-digest``: ``embed``, ``similar``, ``recommend``.
 
-:func:`register` adds them to the main parser (``recommender.cli`` calls it). Each prints a readable list or,
+:func:`register` adds them to the main parser (``recommender.cli.main`` calls it). Each prints a readable list or,
 with ``--json``, the data; errors a user can fix (bad id, unknown paper) are raised as the exceptions the main
 program reports in one line.
 """
@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .engine import Recommendation
+from recommender.engine.core import Recommendation
 
 
 def _engine(args: argparse.Namespace):
-    from .cli import open_store, settings_from
-    from .engine import Engine
+    from recommender.cli.main import open_store, settings_from
+    from recommender.engine.core import Engine
 
     settings = settings_from(args)
     return Engine(settings, open_store(settings))
@@ -84,27 +84,6 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return _print_recs(args, recs)
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .cli import settings_from
-    from .evaluate import EvalConfig, run_evaluation, write_report
-
-    settings = settings_from(args)
-    cfg = EvalConfig(corpus=Path(args.corpus), seed=args.seed, authors=args.authors, test_days=args.days,
-                     title_first=not args.abstract_first)
-    if not cfg.corpus.is_file():
-        raise FileNotFoundError(f"{cfg.corpus}: no such corpus file (see ../shared/data)")
-    report = run_evaluation(settings, cfg, with_svm=not args.no_svm, progress=not args.json)
-    write_report(report, Path(args.out), Path(args.report) if args.report else None)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        from .evaluate import markdown_table
-
-        print(markdown_table(report, "test"))
-        print(f"chosen on the dev half: {report['chosen']}; written {args.out}")
-    return 0
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("embed", help="embed every stored paper that has no vector for the current model")
     p.add_argument("--seed", metavar="FILE", help="first take vectors from a file written by --export")
@@ -129,17 +108,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-score", type=float, default=None, help="drop papers scoring below this cosine")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_recommend)
-
-    p = sub.add_parser("evaluate-recommender",
-                       help="author- and category-proxy evaluation on the real corpus (see docs/recommender_eval.md)")
-    p.add_argument("--corpus", default="../shared/data/arxiv_corpus.jsonl.gz")
-    p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--authors", type=int, default=800, help="authors sampled (default 800)")
-    p.add_argument("--days", type=int, default=8, help="announcement days in the test window (default 8)")
-    p.add_argument("--no-svm", action="store_true", help="skip the two SVM baselines (faster)")
-    p.add_argument("--abstract-first", action="store_true",
-                   help="embed 'abstract title' instead of 'title. abstract' (to measure the order)")
-    p.add_argument("--out", default="bench/results/eval_recommender.json")
-    p.add_argument("--report", default=None, help="also write the markdown tables to this file")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_evaluate)

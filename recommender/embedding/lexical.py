@@ -2,7 +2,7 @@
 
 On the author proxy, exact vocabulary (a group's method names, acronyms, datasets) predicts what a researcher
 writes next better than MiniLM's sentence meaning does, so papers are compared on both (see
-:mod:`recommender.profile`). The vectoriser follows arxiv-sanity-lite (word 1-2 grams, English stop words,
+:mod:`recommender.ranking.profile`). The vectoriser follows arxiv-sanity-lite (word 1-2 grams, English stop words,
 sublinear tf, l2 norm, at most 20,000 terms, terms in more than 10% of papers dropped) and is fitted on the
 store's papers; later papers are transformed with the fitted vocabulary until the store has grown by half,
 then everything is refitted. Files (``<dir>/tfidf.pkl``, ``<dir>/matrix.npz``, ``<dir>/ids.json``) are written

@@ -2,7 +2,7 @@
 settings, a runner, and the fixtures ``demo_db``, ``fake`` (the fake Bot API server) and ``rt`` (a bot runtime
 over a copy of the demo papers) that test modules import.
 
-The stand-ins implement the interfaces of ``recommender.engine.Engine`` and ``recommender.classify`` with
+The stand-ins implement the interfaces of ``recommender.engine.core.Engine`` and ``recommender.classification.classify`` with
 word overlap over the real demo papers, so bot tests run in seconds and test the bot, not the models;
 ``real_engine_or_skip`` gives the real engine for the tests that exercise it.
 """
@@ -18,11 +18,11 @@ from typing import Any, Awaitable, Iterator
 import pytest
 
 from recommender.config import Settings, load_settings
-from recommender.importer import import_file
+from recommender.sources.importer import import_file
 from recommender.models import Paper
 from recommender.store import Store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "data" / "demo_papers.jsonl.gz"
 LATEST = "2026-06-30"  # the demo sample's latest announcement day
 
@@ -115,7 +115,7 @@ class KeywordClassifier:
 
 
 def bot_settings(tmp: Path, api_url: str, **kw: Any) -> Settings:
-    from tests.fake_telegram import TOKEN
+    from tests.support.fake_telegram import TOKEN
     return load_settings(env={"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": api_url}, home=tmp / "var",
                          api_delay=0.0, api_retries=1, **kw)
 
@@ -163,7 +163,7 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def fake() -> Iterator[Any]:
-    from tests.fake_telegram import FakeTelegram
+    from tests.support.fake_telegram import FakeTelegram
     with FakeTelegram() as f:
         yield f
 

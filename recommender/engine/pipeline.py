@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .arxiv import ArxivClient
-from .config import Settings
-from .importer import import_file
-from .models import Paper
-from .store import Store
+from recommender.sources.arxiv import ArxivClient
+from recommender.config import Settings
+from recommender.sources.importer import import_file
+from recommender.models import Paper
+from recommender.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def classify_papers(store: Store, classifier: Any, ids: Sequence[str] | None = N
                     batch_size: int = 256) -> int:
     """Predict and store the categories of ``ids`` (default: every paper without this model's predictions).
 
-    ``classifier`` is a :class:`recommender.classify.Classifier` (anything with ``predict_batch``); papers
+    ``classifier`` is a :class:`recommender.classification.classify.Classifier` (anything with ``predict_batch``); papers
     with neither title nor abstract are skipped. Returns how many papers got predictions."""
     model = model or model_name(classifier)
     todo = list(ids) if ids is not None else store.unpredicted_ids(model=model)

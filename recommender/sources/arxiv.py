@@ -20,9 +20,9 @@ from typing import Callable, Iterator, Sequence
 import feedparser
 import httpx
 
-from .config import Settings
-from .ids import InvalidArxivId, parse_arxiv_id
-from .models import ANNOUNCE_TYPES, FeedResult, Paper
+from recommender.config import Settings
+from recommender.ids import InvalidArxivId, parse_arxiv_id
+from recommender.models import ANNOUNCE_TYPES, FeedResult, Paper
 
 log = logging.getLogger(__name__)
 

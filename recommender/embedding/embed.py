@@ -24,8 +24,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .config import Settings
-from .models import Paper
+from recommender.config import Settings
+from recommender.models import Paper
 
 log = logging.getLogger(__name__)
 

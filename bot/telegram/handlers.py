@@ -1,0 +1,129 @@
+"""Telegram update handlers: each turns an update into a Caller plus text or button data, runs the
+transport-free command off the event loop and renders what comes back. Group chats, edited messages and
+non-text messages get a short explanation; a user who blocks the bot is marked inactive.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from telegram import Message, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import ContextTypes
+
+from bot.commands import Caller, Commands, DigestPlan
+from bot.reply import Reply, keyboard_equal
+from bot.rich import split, to_html
+from bot.telegram.delivery import log_digest
+from bot.telegram.runtime import Runtime, runtime
+from bot.telegram.sending import MAX_TEXT, NO_PREVIEW, buttons_of, keyboard, retrying, send_reply
+
+log = logging.getLogger(__name__)
+
+
+async def answer(rt: Runtime, bot: Any, chat_id: int, user_id: int, replies: list[Reply]) -> None:
+    for reply in replies:
+        try:
+            sent = await send_reply(bot, chat_id, reply)
+        except Forbidden:
+            await rt.call(rt.store.update_user, user_id, active=0)
+            log.info("user %s blocked the bot", user_id)
+            return
+        if isinstance(reply.delivery, DigestPlan) and reply.delivery.items and sent:
+            await log_digest(rt, user_id, reply.delivery, sent[-1].message_id)
+
+
+def caller_of(update: Update) -> Caller:
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None
+    return Caller(user_id=user.id, chat_id=chat.id, name=user.first_name or "")
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    rt, msg = runtime(context), update.effective_message
+    assert msg is not None and msg.text is not None
+    caller = caller_of(update)
+    replies = await rt.call(rt.commands.handle, caller, msg.text)
+    await answer(rt, context.bot, msg.chat_id, caller.user_id, replies)
+
+
+async def on_group(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    msg = update.effective_message
+    assert msg is not None
+    addressed = (msg.text or "").split()[0].partition("@")[2] if msg.text else ""
+    if addressed and addressed.lower() != (context.bot.username or "").lower():
+        return  # a command for another bot in the group
+    await send_reply(context.bot, msg.chat_id, Commands.group_chat())
+
+
+async def on_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A user blocked (or unblocked) the bot: stop (or resume) their digests at once."""
+    change = update.my_chat_member
+    if change is None or change.chat.type != "private":
+        return
+    active = change.new_chat_member.status not in ("kicked", "left")
+    rt = runtime(context)
+    try:
+        await rt.call(rt.store.update_user, change.from_user.id, active=int(active))
+        log.info("user %s %s the bot", change.from_user.id, "unblocked" if active else "blocked")
+    except KeyError:
+        pass  # never talked to us
+
+
+async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    msg = update.effective_message
+    if msg is not None and msg.chat.type == "private":
+        await send_reply(context.bot, msg.chat_id, Commands.edited())
+
+
+async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    msg = update.effective_message
+    assert msg is not None
+    kind = "stickers" if msg.sticker else "photos" if msg.photo else "voice messages" if msg.voice else \
+        "files" if msg.document else "that kind of message"
+    await send_reply(context.bot, msg.chat_id, Commands.unsupported(kind))
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    rt, query = runtime(context), update.callback_query
+    assert query is not None
+    caller = caller_of(update)
+    message = query.message if isinstance(query.message, Message) else None
+    old = buttons_of(message.reply_markup) if message else []
+    replies = await rt.call(rt.commands.press, caller, query.data or "", old)
+    first = replies[0] if replies else Reply()
+    with contextlib.suppress(BadRequest):  # an answer to an expired query fails harmlessly
+        await query.answer(first.toast[:200] or None)
+    rest = replies[1:]
+    chat_id = message.chat_id if message else update.effective_chat.id if update.effective_chat else None
+    if first.edit and message is not None:
+        try:
+            if first.text:
+                html = to_html(split(first.text, MAX_TEXT)[0])
+                await retrying(lambda: message.edit_text(html, parse_mode=ParseMode.HTML,
+                                                         reply_markup=keyboard(first.buttons),
+                                                         link_preview_options=NO_PREVIEW), "editMessageText")
+            elif not keyboard_equal(first.buttons, old):
+                await retrying(lambda: message.edit_reply_markup(reply_markup=keyboard(first.buttons)),
+                               "editMessageReplyMarkup")
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                raise
+    elif first.text or first.document:  # not an edit, or the message is too old to edit: send it anew
+        rest = replies
+    if rest and chat_id is not None:
+        await answer(rt, context.bot, chat_id, caller.user_id, rest)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    where = ""
+    if isinstance(update, Update):
+        user = update.effective_user
+        where = f" (update {update.update_id}, user {user.id if user else '?'})"
+    log.error("error handling an update%s", where, exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat and update.effective_chat.type == "private":
+        with contextlib.suppress(TelegramError):
+            await context.bot.send_message(update.effective_chat.id, "Sorry, something went wrong on my side. "
+                                           "It has been logged; please try again in a moment.")

@@ -1,0 +1,1 @@
+"""Category prediction: text preprocessing and the SHA-RNN network (shared with training), and inference."""

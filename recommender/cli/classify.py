@@ -1,0 +1,87 @@
+"""The ``classify`` subcommand: predicted arXiv categories of a stored (or looked-up) paper or of a title.
+
+An id or URL missing from the store is looked up on the arXiv API and stored first; the shipped (or a given)
+classifier predicts its categories and master categories.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from recommender.classification.classify import ClassifierError, get_classifier
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("classify", help="predict the arXiv categories of a paper",
+                              description="Predict categories for a paper by arXiv id or URL (from the store, "
+                                          "or looked up on arXiv and stored) or for a title and abstract.")
+    p.add_argument("id", nargs="?", help="arXiv id or abs/pdf URL")
+    p.add_argument("--title", help="paper title (instead of an id)")
+    p.add_argument("--abstract", default="", help="paper abstract")
+    p.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cli_classify)
+
+
+def _paper_for(raw_id: str, home: str | None):
+    """The stored paper for an id or URL, looked up on arXiv (and stored) when the store lacks it.
+
+    Raises ``InvalidArxivId`` for text that is not an id and ``ArxivError`` when arXiv cannot be reached;
+    the product CLI reports both in one line."""
+    from recommender.sources.arxiv import ArxivClient
+    from recommender.config import load_settings
+    from recommender.ids import parse_arxiv_id
+    from recommender.engine.pipeline import lookup_papers
+    from recommender.store import Store
+
+    pid = parse_arxiv_id(raw_id.strip()).id
+    settings = load_settings(**({"home": Path(home)} if home else {}))
+    settings.ensure_home()
+    clients: list[ArxivClient] = []
+
+    def client() -> ArxivClient:
+        clients.append(ArxivClient(settings))
+        return clients[-1]
+
+    with Store(settings.db_path, taxonomy=settings.taxonomy_path) as store:
+        try:
+            paper = lookup_papers(store, [pid], client).get(pid)
+        finally:
+            for c in clients:
+                c.close()
+    return paper
+
+
+def _cli_classify(args: argparse.Namespace) -> int:
+    import sys
+
+    if bool(args.id) == bool(args.title):
+        print("give either an arXiv id or --title (and --abstract)", file=sys.stderr)
+        return 2
+    title, abstract, actual = args.title or "", args.abstract or "", None
+    if args.id:
+        paper = _paper_for(args.id, getattr(args, "home", None))
+        if paper is None:
+            print(f"{args.id}: no such paper on arXiv", file=sys.stderr)
+            return 1
+        title, abstract, actual = paper.title, paper.abstract or "", list(paper.categories)
+    try:
+        pred = get_classifier(args.model).predict(title, abstract)
+    except ClassifierError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        out = pred.to_dict()
+        if actual is not None:
+            out["actual_categories"] = actual
+        print(json.dumps(out, indent=2))
+        return 0
+    for code, p in pred.categories:
+        print(f"{code:20s} {p:6.1%}  {pred.names.get(code, '')}")
+    print("master: " + ", ".join(f"{g} {p:.0%}" for g, p in pred.masters))
+    if actual is not None:
+        print("actual: " + " ".join(actual))
+    if pred.unknown_ratio > 0.5:
+        print("note: most words are unknown to the model (not an English arXiv abstract?)")
+    return 0

@@ -1,0 +1,1 @@
+"""Ranking: profiles built from likes, dislikes and interests, the scoring kernel, and digest candidate rules."""
