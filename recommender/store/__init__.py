@@ -3,12 +3,18 @@
 :class:`Store` opens (and migrates) one SQLite database in WAL mode through sqlite-utils and exposes typed
 methods grouped by subject: papers (``papers.py``), the taxonomy (``taxonomy.py``), and users, feedback,
 deliveries and predictions (``users.py``). Callers get and give dataclasses, never rows.
+
+One Store is shared by every thread of a process: each thread gets its own SQLite connection, opened on its
+first query (WAL, so readers never wait for the writer; a busy timeout, so two writers queue instead of
+failing), and its own transaction nesting; :meth:`Store.close` closes them all. An in-memory database
+(``":memory:"``) cannot be shared between connections, so it keeps a single connection for every thread.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -26,27 +32,78 @@ __all__ = ["Store", "UpsertStats", "User", "UnknownCategory", "content_hash", "S
 
 
 class Store(PaperQueries, TaxonomyQueries, UserQueries, BotStateQueries):
-    """One SQLite database of papers, users and their feedback."""
+    """One SQLite database of papers, users and their feedback; safe to share between threads."""
+
+    BUSY_TIMEOUT_S = 30.0
 
     def __init__(self, path: Path | str, taxonomy: Path | None = None) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
+        self._memory = str(path) == ":memory:"
+        if not self._memory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        self._local = threading.local()
+        self._conns_lock = threading.Lock()
+        self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._closed = False
+        self._shared: sqlite3.Connection | None = self._open() if self._memory else None
+        migrate(self.conn)
+        if taxonomy is not None and self.conn.execute("SELECT count(*) FROM taxonomy").fetchone()[0] == 0:
+            self.load_taxonomy(taxonomy)
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path) if not self._memory else ":memory:", isolation_level=None,
+                               check_same_thread=False, timeout=self.BUSY_TIMEOUT_S)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        self.conn = conn
-        self.db = sqlite_utils.Database(conn)
-        self._depth = 0
-        migrate(conn)
-        if taxonomy is not None and self.conn.execute("SELECT count(*) FROM taxonomy").fetchone()[0] == 0:
-            self.load_taxonomy(taxonomy)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.BUSY_TIMEOUT_S * 1000)}")
+        with self._conns_lock:
+            if self._closed:
+                conn.close()
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            # connections of threads that have ended are closed here, so short-lived threads leak nothing
+            alive = []
+            for thread, c in self._conns:
+                if thread.is_alive():
+                    alive.append((thread, c))
+                else:
+                    c.close()
+            alive.append((threading.current_thread(), conn))
+            self._conns = alive
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        if self._shared is not None:
+            return self._shared
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._open()
+        return conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection as a sqlite-utils Database."""
+        db = getattr(self._local, "db", None)
+        if db is None or db.conn is not self.conn:
+            db = self._local.db = sqlite_utils.Database(self.conn)
+        return db
+
+    @property
+    def _depth(self) -> int:
+        holder = self if self._shared is not None else self._local
+        return getattr(holder, "_tx_depth", 0)
+
+    @_depth.setter
+    def _depth(self, value: int) -> None:
+        holder = self if self._shared is not None else self._local
+        holder._tx_depth = value
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """A transaction (nested calls join the outer one); rolled back on any error."""
+        """A transaction of this thread (nested calls join the outer one); rolled back on any error."""
         if self._depth:
             self._depth += 1
             try:
@@ -54,15 +111,16 @@ class Store(PaperQueries, TaxonomyQueries, UserQueries, BotStateQueries):
             finally:
                 self._depth -= 1
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
             yield
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK")
             raise
         else:
-            self.conn.execute("COMMIT")
+            conn.execute("COMMIT")
         finally:
             self._depth = 0
 
@@ -84,7 +142,14 @@ class Store(PaperQueries, TaxonomyQueries, UserQueries, BotStateQueries):
         return out
 
     def close(self) -> None:
-        self.conn.close()
+        """Close every thread's connection; the Store cannot be used afterwards."""
+        with self._conns_lock:
+            self._closed = True
+            conns, self._conns = self._conns, []
+        for _, c in conns:
+            c.close()
+        if self._shared is not None:
+            self._shared.close()
 
     def __enter__(self) -> "Store":
         return self
