@@ -5,18 +5,25 @@ import dataclasses
 import json
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from recommender.cli.main import main
 from recommender.config import Settings
 from recommender.models import Paper
-from recommender.engine.pipeline import ensure_demo_corpus, ingest
+from recommender.engine.pipeline import ensure_demo_corpus, fetch_feed
+from recommender.engine.pipeline import ingest as ingest_feed
 from recommender.store import Store, UnknownCategory
 
 from tests.support.arxiv_xml import rss_feed
 from .conftest import DEMO, FIXTURES
 from tests.support.local_server import LocalServer
+
+
+def ingest(settings: Settings, store: Store, categories: list[str], **steps: Any) -> Any:
+    """Fetch the listing from the local feed server, then store it (what ``arxiv-digest ingest`` does)."""
+    return ingest_feed(settings, store, fetch_feed(settings, store, categories), categories, **steps)
 
 
 def day_listing(demo_papers: list[Paper], n: int = 30) -> list[tuple[Paper, str]]:

@@ -24,7 +24,8 @@ from recommender.config import ConfigError, Settings, load_settings
 from recommender.engine.core import Engine
 from recommender.ids import InvalidArxivId, parse_arxiv_id
 from recommender.sources.importer import ImportFileError, import_file
-from recommender.engine.pipeline import ensure_demo_corpus, ingest, model_steps, validate_categories
+from recommender.engine.pipeline import (ensure_demo_corpus, fetch_feed, ingest, model_steps,
+                                         validate_categories)
 from recommender.store import Store, UnknownCategory
 
 log = logging.getLogger("arxiv_digest")
@@ -82,7 +83,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if not args.no_models:
             model_dir = Path(settings.classifier_dir) if settings.classifier_dir else None
             steps = model_steps(store, Engine(settings, store), lambda: get_classifier(model_dir))
-        report = ingest(settings, store, _split_categories(args.categories) or None, **steps)
+        categories = _split_categories(args.categories) or None
+        feed = fetch_feed(settings, store, categories)
+        report = ingest(settings, store, feed, categories, **steps)
         if report.announced is None:
             text = f"no announcement in today's feed for {'+'.join(report.categories)}"
         else:

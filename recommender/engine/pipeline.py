@@ -1,7 +1,8 @@
 """The daily pipeline: fetch today's listing, store it, embed and classify what is new; plus first-run set-up.
 
-``ingest`` is idempotent: running it twice on the same feed stores nothing new the second time. A feed with
-no items (arXiv's empty channel on days without an announcement) is recorded and reported as
+:func:`fetch_feed` fetches the listing (network only) and :func:`ingest` stores a fetched feed, so the caller
+decides where the wait for arXiv happens. ``ingest`` is idempotent: running it twice on the same feed stores
+nothing new the second time. A feed with no items (arXiv's empty channel on days without an announcement) is recorded and reported as
 ``announced=None``. Embedding and classification are passed in as callables so this module does not load
 models itself; :func:`default_steps` builds the real ones.
 """
@@ -15,7 +16,7 @@ from typing import Any, Callable, Sequence
 from recommender.sources.arxiv import ArxivClient
 from recommender.config import Settings
 from recommender.sources.importer import import_file
-from recommender.models import Paper
+from recommender.models import FeedResult, Paper
 from recommender.store import Store
 
 log = logging.getLogger(__name__)
@@ -51,19 +52,29 @@ def validate_categories(store: Store, categories: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def ingest(settings: Settings, store: Store, categories: Sequence[str] | None = None,
-           client: ArxivClient | None = None, embed: Callable[[list[str]], int] | None = None,
-           classify: Callable[[list[str]], int] | None = None) -> IngestReport:
-    """Fetch the current RSS listing of ``categories`` (default: the setting) and store it."""
+def fetch_feed(settings: Settings, store: Store, categories: Sequence[str] | None = None,
+               client: ArxivClient | None = None) -> FeedResult:
+    """The current RSS listing of ``categories`` (default: the setting), validated first (UnknownCategory).
+
+    This is ingestion's network half: callers run it where a slow arXiv holds up nobody (the bot: a
+    background thread; the command line: right away), then hand the feed to :func:`ingest`."""
     cats = validate_categories(store, categories or settings.categories)
-    report = IngestReport(categories=cats)
     own_client = client is None
     client = client or ArxivClient(settings)
     try:
-        feed = client.fetch_rss(cats)
+        return client.fetch_rss(cats)
     finally:
         if own_client:
             client.close()
+
+
+def ingest(settings: Settings, store: Store, feed: FeedResult, categories: Sequence[str] | None = None,
+           embed: Callable[[list[str]], int] | None = None,
+           classify: Callable[[list[str]], int] | None = None) -> IngestReport:
+    """Store an already-fetched RSS listing (see :func:`fetch_feed`) of ``categories`` (default: the setting),
+    then embed and classify what changed."""
+    cats = validate_categories(store, categories or settings.categories)
+    report = IngestReport(categories=cats)
     report.announced = feed.announced
     store.record_feed_fetch(cats, feed.announced, len(feed.papers))
     if feed.announced is None:
