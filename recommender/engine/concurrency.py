@@ -1,0 +1,100 @@
+"""The concurrency model of arxiv-digest (this docstring), and the Engine's writer lock.
+
+Rule: replies never wait behind heavy or slow work. The reply path (commands, button presses, delivery runs)
+only *reads* published state; everything heavy (ingestion, the warm-up, lookups of unknown ids, bulk
+embedding, classification) builds new state elsewhere and *publishes* it atomically.
+
+## Who owns what
+- **Vector index** (:class:`recommender.embedding.vectors.VectorIndex`, one per embedding key) and **lexical
+  index** (:class:`recommender.embedding.lexical.LexicalIndex`): in one process, one object per directory,
+  held by the one :class:`recommender.engine.Engine` of that process (the bot, the terminal's warm-up and
+  the commands share it; never open a second Engine on the same state directory in one process). Each index
+  has one writer at a time (its writer lock); readers take no lock.
+- **Engine**: its writer steps (``embed_missing``, ``refresh``, ``seed_vectors``, ``embed_ids``,
+  ``sync_lexical``, the embedding inside ``ensure_papers``) are serialised by one writer lock
+  (:class:`WriterLock`), held only by background work; the reply path (``similar``, ``recommend``,
+  ``digest``, ``profile``, ``embed_text``, ``vectors``) never takes it. ``vectors(ids)`` reads only: a few
+  papers without a vector are encoded on the spot without being stored; more than that are left out of a
+  ranking (and logged) until a writer step has embedded them. Encoding a one-line query is never queued
+  behind bulk embedding: bulk embedding encodes in small chunks with no engine lock, and the ONNX session and
+  torch inference are called from several threads at once.
+- **SQLite store**: one connection per thread (WAL); rows committed by a writer are seen by the next read.
+- **arXiv**: every API request of the process, and of every other process on the same state directory, takes
+  one slot of one politeness budget (below).
+
+## How readers see a consistent state
+Each index keeps its searchable state (ids, row map, matrix; for tf-idf also the fitted vectoriser) in one
+immutable snapshot object held in one attribute. A writer builds the next snapshot completely (new
+arrays, new dicts; the old ones are never mutated), then swaps one reference. A reader takes the snapshot
+once per operation and works on it alone, so it never sees a row map that disagrees with its matrix and
+never waits for a writer.
+
+## A separate process's writes (``arxiv-digest ingest``, ``embed``, ``fetch``)
+They write the same files the bot reads, crash-safe (temp file + rename): new vector part files, a new tf-idf
+pickle/matrix/ids, committed SQLite rows. Each snapshot remembers the file listing (names, sizes, mtimes)
+it was built from; ``VectorIndex.reload_if_changed()``, ``LexicalIndex.reload_if_changed()`` and
+``Engine.reload_if_changed()`` compare that with the directory (a ``stat`` per file, cheap) and, if it
+changed, build a new snapshot from disk and swap it in. The bot calls ``Engine.reload_if_changed()`` on a
+background thread after each of its own jobs and periodically, never on the reply path. Compaction (merging
+vector parts) deletes only the parts its snapshot was built from and names the merged file so that parts
+written meanwhile by another process still sort after it (they win for an id written twice); vector writers
+of several processes are serialised by ``flock`` on ``<vectors dir>/write.lock``.
+
+## The one arXiv politeness budget
+arXiv asks for one API request every ``api_delay`` seconds (3 s) from a client, overall. Every request of
+every :class:`recommender.sources.arxiv.ArxivClient` reserves the next free slot from one limiter per API
+host in the process, and from the file ``<home>/arxiv_budget`` (the time of the latest reserved slot,
+updated under ``fcntl.flock``) shared by every process on that state directory: the bot, ``ingest``,
+``fetch``, harvests. The reserved slot is ``max(now, previous slot + api_delay)``; the client then waits for it.
+A 429 / 503 with ``Retry-After`` pushes the shared slot out too, so no client hammers a throttling arXiv.
+Interactive lookups may use a shorter timeout and fewer retries, never a shorter delay. The RSS feed
+(another host, one request per ingestion) is not paced.
+
+## Shutdown
+``recommender.sources.arxiv.request_shutdown()`` sets one process-wide stop event: every budget wait, backoff
+sleep and in-flight request of every client returns at once with :class:`~recommender.sources.arxiv.
+ArxivShutdown` (an in-flight HTTP request is left to its own timeout on a daemon thread), and every later
+call raises it immediately. ``ArxivClient.close()`` does the same for one client.
+
+## The bot
+TODO(bot runtime engineer): PTB's workers, the reply pool, per-chat queues, the background worker for
+ingestion / warm-up / look-ups / classification, when ``Engine.reload_if_changed()`` runs, and the shutdown
+sequence.
+"""
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+
+class WriterLock:
+    """The one writer lock of a component, with a name for logs and a check that the caller holds it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.RLock()
+        self._owner: int | None = None
+        self._depth = 0
+
+    def __enter__(self) -> WriterLock:
+        self._lock.acquire()
+        self._owner = threading.get_ident()
+        self._depth += 1
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+        self._lock.release()
+
+    @property
+    def held(self) -> bool:
+        """Whether the calling thread holds the lock."""
+        return self._owner == threading.get_ident()
+
+    @property
+    def busy(self) -> bool:
+        """Whether any thread holds the lock (a hint for logs; it may change at once)."""
+        return self._owner is not None
