@@ -11,23 +11,14 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
-from typing import Any
 
-from recommender.config import Settings, load_settings
+from recommender.cli.common import open_store, settings_from
 
 log = logging.getLogger(__name__)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, Any] = {}
-    if getattr(args, "home", None):
-        overrides["home"] = Path(args.home)
-    return load_settings(**overrides)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from(args)
     if settings.telegram_token:
         from .telegram import run_telegram
         return run_telegram(settings)
@@ -39,7 +30,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_deliver(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from(args)
     if not settings.telegram_token:
         print("arxiv-digest deliver: set TELEGRAM_BOT_TOKEN (deliveries go out through Telegram)", file=sys.stderr)
         return 2
@@ -53,11 +44,7 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    from recommender.store import Store
-
-    settings = _settings(args)
-    settings.ensure_home()
-    with Store(settings.db_path, taxonomy=settings.taxonomy_path) as store:
+    with open_store(settings_from(args)) as store:
         rows = []
         for u in store.list_users():
             rows.append({

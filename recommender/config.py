@@ -20,7 +20,6 @@ from recommender import paths
 log = logging.getLogger(__name__)
 
 
-
 class ConfigError(ValueError):
     """A setting has a value that cannot be used."""
 
@@ -40,7 +39,6 @@ class Settings:
     api_timeout: float = 30.0
     api_empty_page_retries: int = 3
     api_page_size: int = 100
-    batch_size: int = 5000
     model: str = ""  # sentence-transformers model name or path; empty = bundled all-MiniLM-L6-v2
     embed_backend: str = "auto"  # auto | onnx | torch
     classifier_dir: str = ""  # empty = the shipped model under data/models
@@ -95,7 +93,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     env = os.environ if env is None else env
     defaults = Settings()
     values: dict[str, Any] = {}
-    home = Path(env.get("ARXIV_DIGEST_HOME", str(overrides.get("home", defaults.home)))).expanduser()
+    # an explicit home (the command line's --home) beats $ARXIV_DIGEST_HOME, also for finding config.toml
+    home = Path(overrides.get("home") or env.get("ARXIV_DIGEST_HOME") or defaults.home).expanduser()
     config_file = Path(env.get("ARXIV_DIGEST_CONFIG", str(home / "config.toml")))
     names = {f.name for f in fields(Settings)}
     if config_file.is_file():

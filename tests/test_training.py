@@ -112,18 +112,20 @@ def test_interrupted_run_resumes(tmp_path, records, labels):
 
 
 def test_train_reads_the_store_like_the_file(cli_env, tmp_path, records, labels):
-    """`train` without --data learns from the papers in the store: the same records, hence the same splits."""
+    """`train` without --data learns from the papers in the store of ``--home`` (not of $ARXIV_DIGEST_HOME,
+    whose store stays empty here): the same records as the file, hence the same splits."""
     from recommender.cli.main import main
     from training.data import load_records_from_store
 
-    assert main(["import", str(FIXTURE)]) == 0
-    from_store = load_records_from_store(cli_env.db_path, labels)
+    home = tmp_path / "other-home"
+    assert main(["--home", str(home), "import", str(FIXTURE)]) == 0
+    from_store = load_records_from_store(home / cli_env.db_path.name, labels)
     assert sorted((r.id, r.title, r.abstract, tuple(r.labels), r.announced) for r in from_store) == \
         sorted((r.id, r.title, r.abstract, tuple(r.labels), r.announced) for r in records)
     cfg = tmp_path / "tiny.json"
     cfg.write_text(json.dumps({k: v for k, v in TINY.to_dict().items() if k != "threads"}))
     out = tmp_path / "run"
-    assert main(["train", "--out", str(out), "--config", str(cfg), "--prepare-only"]) == 0
+    assert main(["--home", str(home), "train", "--out", str(out), "--config", str(cfg), "--prepare-only"]) == 0
     prepare(records, labels, TINY, tmp_path / "from_file")
     assert json.loads((out / "splits.json").read_text()) == \
         json.loads((tmp_path / "from_file" / "splits.json").read_text())

@@ -13,6 +13,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from recommender.cli.common import settings_from
 from training.config import DEFAULT_RUN_DIR, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -78,15 +79,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from training.prepare import prepare
 
     cfg = _config(args)
+    # without --data, the papers of the store of --home (or $ARXIV_DIGEST_HOME)
+    store_path = None if args.data is not None else settings_from(args).db_path
     try:
         if args.prepare_only:
             labels = Labels.from_taxonomy()
-            prepare(load_corpus(args.data, labels), labels, cfg, args.out)
+            prepare(load_corpus(args.data, labels, store_path), labels, cfg, args.out)
             return 0
         splits = ("temporal", "random") if args.split == "both" else (args.split,)
         if args.name and len(splits) != 1:
             raise ValueError("--name needs a single --split")
-        results = run(args.data, args.out, cfg, splits, ship_model=not args.no_ship, name=args.name)
+        results = run(args.data, args.out, cfg, splits, ship_model=not args.no_ship, name=args.name,
+                      store_path=store_path)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -114,7 +118,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_recommender(args: argparse.Namespace) -> int:
-    from recommender.cli.main import settings_from
     from training.recommender_eval import EvalConfig, markdown_table, run_evaluation, write_report
 
     settings = settings_from(args)

@@ -27,12 +27,13 @@ from training.train import TrainData, build_model, load_weights, predict_probs, 
 log = logging.getLogger(__name__)
 
 
-def load_corpus(data: Path | None, labels: Labels) -> list[Record]:
+def load_corpus(data: Path | None, labels: Labels, store_path: Path | None = None) -> list[Record]:
+    """The papers of the corpus file ``data``, or (``data`` None) of the store at ``store_path``."""
     if data is not None:
         return load_records(data, labels)
-    from recommender.config import load_settings
-
-    return load_records_from_store(load_settings().db_path, labels)
+    if store_path is None:
+        raise ValueError("no corpus file and no store to train from")
+    return load_records_from_store(store_path, labels)
 
 
 def group_index(labels: Labels) -> np.ndarray:
@@ -121,10 +122,12 @@ def ship(run_dir: Path, split: str = "temporal", dest: Path = SHIPPED_MODEL_DIR,
 
 
 def run(data: Path | None, run_dir: Path, cfg: TrainConfig, splits: tuple[str, ...] = ("temporal", "random"),
-        ship_model: bool = True, progress: bool = True, name: str | None = None) -> dict[str, dict]:
-    """Train and evaluate one model per split; ``name`` (one split only) names its subdirectory."""
+        ship_model: bool = True, progress: bool = True, name: str | None = None,
+        store_path: Path | None = None) -> dict[str, dict]:
+    """Train and evaluate one model per split on the corpus file ``data`` or (``data`` None) the papers of the
+    store at ``store_path``; ``name`` (one split only) names its subdirectory."""
     labels = Labels.from_taxonomy()
-    records = load_corpus(data, labels)
+    records = load_corpus(data, labels, store_path)
     prep = prepare(records, labels, cfg, run_dir)
     results = {}
     for split in splits:

@@ -10,6 +10,9 @@ import json
 from pathlib import Path
 
 from recommender.classification.classify import ClassifierError, get_classifier
+from recommender.cli.common import open_store, settings_from
+from recommender.config import Settings
+from recommender.models import Paper
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,27 +27,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cli_classify)
 
 
-def _paper_for(raw_id: str, home: str | None):
+def _paper_for(raw_id: str, settings: Settings) -> Paper | None:
     """The stored paper for an id or URL, looked up on arXiv (and stored) when the store lacks it.
 
     Raises ``InvalidArxivId`` for text that is not an id and ``ArxivError`` when arXiv cannot be reached;
     the product CLI reports both in one line."""
     from recommender.sources.arxiv import ArxivClient
-    from recommender.config import load_settings
     from recommender.ids import parse_arxiv_id
     from recommender.engine.pipeline import lookup_papers
-    from recommender.store import Store
 
     pid = parse_arxiv_id(raw_id.strip()).id
-    settings = load_settings(**({"home": Path(home)} if home else {}))
-    settings.ensure_home()
     clients: list[ArxivClient] = []
 
     def client() -> ArxivClient:
         clients.append(ArxivClient(settings))
         return clients[-1]
 
-    with Store(settings.db_path, taxonomy=settings.taxonomy_path) as store:
+    with open_store(settings) as store:
         try:
             paper = lookup_papers(store, [pid], client).get(pid)
         finally:
@@ -61,7 +60,7 @@ def _cli_classify(args: argparse.Namespace) -> int:
         return 2
     title, abstract, actual = args.title or "", args.abstract or "", None
     if args.id:
-        paper = _paper_for(args.id, getattr(args, "home", None))
+        paper = _paper_for(args.id, settings_from(args))
         if paper is None:
             print(f"{args.id}: no such paper on arXiv", file=sys.stderr)
             return 1

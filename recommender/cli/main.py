@@ -2,13 +2,13 @@
 
 Foundation commands live here (``import``, ``ingest``, ``fetch``, ``stats``). Other parts of the library add
 theirs through ``register(subparsers)`` functions; ``training`` and ``bot`` add theirs through the
-``arxiv_digest.cli`` entry-point group, so this package never imports them. Errors the user can fix are
+``arxiv_digest.cli`` entry-point group, so this package never imports them; all of them take their settings
+and store from :mod:`recommender.cli.common`. Errors the user can fix are
 printed as one line on stderr with exit status 2; nothing prints a traceback for bad input.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -20,13 +20,14 @@ from recommender.sources.arxiv import ArxivClient, ArxivError
 from recommender.cli import reco as reco_cli
 from recommender.classification.classify import get_classifier
 from recommender.cli import classify as classify_cli
-from recommender.config import ConfigError, Settings, load_settings
+from recommender.cli.common import emit, open_store, settings_from
+from recommender.config import ConfigError
 from recommender.engine.core import Engine
 from recommender.ids import InvalidArxivId, parse_arxiv_id
 from recommender.sources.importer import ImportFileError, import_file
 from recommender.engine.pipeline import (ensure_demo_corpus, fetch_feed, ingest, model_steps,
                                          validate_categories)
-from recommender.store import Store, UnknownCategory
+from recommender.store import UnknownCategory
 
 log = logging.getLogger("arxiv_digest")
 
@@ -35,25 +36,6 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ArxivError, ConfigError, InvalidArxivId, ImportFileError, UnknownCategory, FileNotFoundError, LookupError,
     ValueError,
 )
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, Any] = {}
-    if getattr(args, "home", None):
-        overrides["home"] = Path(args.home)
-    return load_settings(**overrides)
-
-
-def open_store(settings: Settings) -> Store:
-    settings.ensure_home()
-    return Store(settings.db_path, taxonomy=settings.taxonomy_path)
-
-
-def emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-    else:
-        print(text)
 
 
 def _split_categories(value: str | None) -> list[str]:

@@ -7,20 +7,22 @@ program reports in one line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from recommender.engine.core import Recommendation
+from recommender.cli.common import open_store, settings_from
+from recommender.engine.core import Engine, Recommendation
 
 
-def _engine(args: argparse.Namespace):
-    from recommender.cli.main import open_store, settings_from
-    from recommender.engine.core import Engine
-
+@contextlib.contextmanager
+def _engine(args: argparse.Namespace) -> Iterator[Engine]:
+    """An engine over the store of the command line's settings, closing the store afterwards."""
     settings = settings_from(args)
-    return Engine(settings, open_store(settings))
+    with open_store(settings) as store:
+        yield Engine(settings, store)
 
 
 def _rec_dict(r: Recommendation) -> dict[str, Any]:
@@ -44,15 +46,15 @@ def _print_recs(args: argparse.Namespace, recs: list[Recommendation]) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    eng = _engine(args)
-    t = time.perf_counter()
-    seeded = eng.seed_vectors(Path(args.seed)) if args.seed else 0
-    n = eng.embed_missing(progress=not args.json)
-    secs = time.perf_counter() - t
-    if args.export:
-        eng.index.export(Path(args.export))
-    data = {"embedded": n, "seeded": seeded, "seconds": round(secs, 1), "vectors": len(eng.index), "model": eng.index.key,
-            "backend": eng.embedder.backend if eng.embedder else None}
+    with _engine(args) as eng:
+        t = time.perf_counter()
+        seeded = eng.seed_vectors(Path(args.seed)) if args.seed else 0
+        n = eng.embed_missing(progress=not args.json)
+        secs = time.perf_counter() - t
+        if args.export:
+            eng.index.export(Path(args.export))
+        data = {"embedded": n, "seeded": seeded, "seconds": round(secs, 1), "vectors": len(eng.index),
+                "model": eng.index.key, "backend": eng.embedder.backend if eng.embedder else None}
     if args.json:
         print(json.dumps(data, indent=2))
     else:
@@ -62,25 +64,27 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
-    return _print_recs(args, _engine(args).similar(" ".join(args.query), args.n))
+    with _engine(args) as eng:
+        recs = eng.similar(" ".join(args.query), args.n)
+    return _print_recs(args, recs)
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    eng = _engine(args)
+    if not args.like and not args.interest:
+        raise ValueError("give at least one --like ID or an --interest TEXT")
     candidates: list[str] | None = None
     if args.candidates:
         path = Path(args.candidates)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
         candidates = [t for line in path.read_text().splitlines() for t in line.split() if not t.startswith("#")]
-    elif args.day:
-        candidates = eng.store.announced_ids(args.day)
-        if not candidates:
-            raise LookupError(f"no papers announced on {args.day} in the store")
-    if not args.like and not args.interest:
-        raise ValueError("give at least one --like ID or an --interest TEXT")
-    recs = eng.recommend(args.like or [], args.dislike or [], args.interest or "", candidates, args.n,
-                         args.min_score)
+    with _engine(args) as eng:
+        if args.day:
+            candidates = eng.store.announced_ids(args.day)
+            if not candidates:
+                raise LookupError(f"no papers announced on {args.day} in the store")
+        recs = eng.recommend(args.like or [], args.dislike or [], args.interest or "", candidates, args.n,
+                             args.min_score)
     return _print_recs(args, recs)
 
 
