@@ -7,6 +7,11 @@ sublinear tf, l2 norm, at most 20,000 terms, terms in more than 10% of papers dr
 store's papers; later papers are transformed with the fitted vocabulary until the store has grown by half,
 then everything is refitted. Files (``<dir>/tfidf.pkl``, ``<dir>/matrix.npz``, ``<dir>/ids.json``) are written
 through temporary names and renamed, so a crash leaves the previous index.
+
+Concurrency (see :mod:`recommender.engine.concurrency`): the fitted vectoriser, ids, row map and matrix live in
+one immutable :class:`LexicalSnapshot`; writers (``fit``, ``add``, ``reload_if_changed``) hold the writer lock,
+build the next snapshot and swap one reference, readers take the snapshot once and never lock.
+:meth:`LexicalIndex.reload_if_changed` picks up files another process saved (compared by size and mtime).
 """
 from __future__ import annotations
 
@@ -15,18 +20,26 @@ import logging
 import os
 import pickle
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
 log = logging.getLogger(__name__)
 
 REFIT_GROWTH = 1.5  # refit once the index holds this many times the papers it was fitted on
+FILES = ("tfidf.pkl", "matrix.npz", "ids.json")
+
+FileStamp = tuple[str, int, int]  # (file name, size, mtime_ns)
 
 
-def make_vectorizer(n_docs: int):
+def make_vectorizer(n_docs: int) -> TfidfVectorizer:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     small = n_docs < 1000  # on a tiny store the document-frequency cut-offs would leave almost nothing
@@ -36,49 +49,20 @@ def make_vectorizer(n_docs: int):
                            max_df=0.5 if small else 0.1, min_df=1 if small else 2, dtype=np.float32)
 
 
-class LexicalIndex:
-    """tf-idf rows of papers by id; ``fit``/``add``, ``get``, persisted in ``directory``."""
+@dataclass(frozen=True, eq=False)
+class LexicalSnapshot:
+    """One consistent, immutable state: ``matrix[row[id]]`` is the tf-idf row of ``id`` under ``vectorizer``."""
 
-    def __init__(self, directory: Path | str) -> None:
-        self.directory = Path(directory)
-        self._lock = threading.RLock()
-        self.vectorizer = None
-        self.fitted_on = 0
-        self.ids: list[str] = []
-        self._row: dict[str, int] = {}
-        self.matrix = sp.csr_matrix((0, 0), dtype=np.float32)
-        self._load()
+    vectorizer: TfidfVectorizer | None
+    fitted_on: int
+    ids: list[str]
+    row: Mapping[str, int]
+    matrix: sp.csr_matrix
+    files: tuple[FileStamp, ...] = ()
 
-    def _load(self) -> None:
-        files = [self.directory / n for n in ("tfidf.pkl", "matrix.npz", "ids.json")]
-        if not all(f.is_file() for f in files):
-            return
-        try:
-            with open(files[0], "rb") as fh:
-                state = pickle.load(fh)
-            self.vectorizer, self.fitted_on = state["vectorizer"], int(state["fitted_on"])
-            self.matrix = sp.load_npz(files[1]).tocsr().astype(np.float32)
-            self.ids = json.loads(files[2].read_text())
-            self._row = {pid: r for r, pid in enumerate(self.ids)}
-            if self.matrix.shape[0] != len(self.ids):
-                raise ValueError("matrix and ids disagree")
-        except Exception as exc:  # noqa: BLE001 - a damaged index is rebuilt, not fatal
-            log.warning("lexical index in %s unreadable (%s); it will be rebuilt", self.directory, exc)
-            self.vectorizer, self.ids, self._row = None, [], {}
-            self.matrix = sp.csr_matrix((0, 0), dtype=np.float32)
-
-    def save(self) -> None:
-        with self._lock:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = self.directory / "tfidf.pkl.tmp"
-            with open(tmp, "wb") as fh:
-                pickle.dump({"vectorizer": self.vectorizer, "fitted_on": self.fitted_on}, fh)
-            os.replace(tmp, self.directory / "tfidf.pkl")
-            with open(self.directory / "matrix.npz.tmp", "wb") as fh:
-                sp.save_npz(fh, self.matrix)
-            os.replace(self.directory / "matrix.npz.tmp", self.directory / "matrix.npz")
-            (self.directory / "ids.json.tmp").write_text(json.dumps(self.ids))
-            os.replace(self.directory / "ids.json.tmp", self.directory / "ids.json")
+    @classmethod
+    def empty(cls) -> LexicalSnapshot:
+        return cls(None, 0, [], {}, sp.csr_matrix((0, 0), dtype=np.float32))
 
     @property
     def ready(self) -> bool:
@@ -88,14 +72,165 @@ class LexicalIndex:
         return len(self.ids)
 
     def __contains__(self, paper_id: object) -> bool:
-        return paper_id in self._row
+        return paper_id in self.row
 
     def missing(self, ids: Sequence[str]) -> list[str]:
-        return [i for i in ids if i not in self._row]
+        return [i for i in ids if i not in self.row]
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        if self.vectorizer is None:
+            raise RuntimeError("the lexical index is not fitted")
+        return self.vectorizer.transform(list(texts)).tocsr().astype(np.float32)
+
+    def get(self, ids: Sequence[str]) -> sp.csr_matrix:
+        """Rows of ``ids`` (KeyError for an id not in the index)."""
+        return self.matrix[[self.row[i] for i in ids]]
+
+    def with_rows(self, ids: Sequence[str], rows: sp.csr_matrix) -> LexicalSnapshot:
+        """The next snapshot with ``rows`` added or (ids already present) replaced; this one is untouched."""
+        last = {pid: k for k, pid in enumerate(ids)}
+        n = len(self.ids)
+        source = np.arange(n, dtype=np.int64)  # row r of the result comes from row source[r] of [old; rows]
+        row = dict(self.row)
+        new_ids = list(self.ids)
+        fresh: list[int] = []
+        for pid, k in last.items():
+            r = row.get(pid)
+            if r is None:
+                row[pid] = len(new_ids)
+                new_ids.append(pid)
+                fresh.append(n + k)
+            else:
+                source[r] = n + k
+        source = np.concatenate([source, np.array(fresh, dtype=np.int64)])
+        stacked = sp.vstack([self.matrix, rows]).tocsr() if n else rows.tocsr()  # n == 0: indices are k
+        matrix = stacked[source].tocsr()
+        return LexicalSnapshot(self.vectorizer, self.fitted_on, new_ids, row, matrix, self.files)
+
+
+class LexicalIndex:
+    """tf-idf rows of papers by id; ``fit``/``add``, ``get``, persisted in ``directory``."""
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory)
+        self._writer = threading.RLock()
+        self._snap = self._read() or LexicalSnapshot.empty()
+
+    # -- the snapshot readers use ------------------------------------------------------------------------
+    def snapshot(self) -> LexicalSnapshot:
+        """The current state; take it once and work on it (it never changes)."""
+        return self._snap
+
+    @property
+    def vectorizer(self) -> TfidfVectorizer | None:
+        return self._snap.vectorizer
+
+    @property
+    def fitted_on(self) -> int:
+        return self._snap.fitted_on
+
+    @property
+    def ids(self) -> list[str]:
+        return self._snap.ids
+
+    @property
+    def matrix(self) -> sp.csr_matrix:
+        return self._snap.matrix
+
+    # -- disk -------------------------------------------------------------------------------------------
+    def _listing(self) -> tuple[FileStamp, ...]:
+        out: list[FileStamp] = []
+        for name in FILES:
+            try:
+                st = (self.directory / name).stat()
+            except FileNotFoundError:
+                continue
+            out.append((name, st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
+    def _read(self) -> LexicalSnapshot | None:
+        """The saved index, or None if there is none or it is unreadable (a damaged index is rebuilt)."""
+        files = self._listing()
+        if len(files) != len(FILES):
+            return None
+        try:
+            with open(self.directory / FILES[0], "rb") as fh:
+                state = pickle.load(fh)
+            vectorizer, fitted_on = state["vectorizer"], int(state["fitted_on"])
+            matrix = sp.load_npz(self.directory / FILES[1]).tocsr().astype(np.float32)
+            ids = json.loads((self.directory / FILES[2]).read_text())
+            if matrix.shape[0] != len(ids):
+                raise ValueError("matrix and ids disagree")
+            if matrix.shape[1] != len(vectorizer.vocabulary_):
+                raise ValueError("matrix and vocabulary disagree")
+        except Exception as exc:  # noqa: BLE001 - a damaged index is rebuilt, not fatal
+            log.warning("lexical index in %s unreadable (%s); it will be rebuilt", self.directory, exc)
+            return None
+        return LexicalSnapshot(vectorizer, fitted_on, ids, {pid: r for r, pid in enumerate(ids)}, matrix, files)
+
+    def save(self) -> None:
+        """Write the current snapshot (each file through a temporary name and a rename)."""
+        with self._writer:
+            snap = self._snap
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tag = f"{os.getpid()}.{threading.get_ident()}.tmp"
+            tmp = self.directory / f"tfidf.pkl.{tag}"
+            with open(tmp, "wb") as fh:
+                pickle.dump({"vectorizer": snap.vectorizer, "fitted_on": snap.fitted_on}, fh)
+            os.replace(tmp, self.directory / "tfidf.pkl")
+            tmp = self.directory / f"matrix.npz.{tag}"
+            with open(tmp, "wb") as fh:
+                sp.save_npz(fh, snap.matrix)
+            os.replace(tmp, self.directory / "matrix.npz")
+            tmp = self.directory / f"ids.json.{tag}"
+            tmp.write_text(json.dumps(snap.ids))
+            os.replace(tmp, self.directory / "ids.json")
+            self._snap = LexicalSnapshot(snap.vectorizer, snap.fitted_on, snap.ids, snap.row, snap.matrix,
+                                         self._listing())
+
+    def reload_if_changed(self) -> bool:
+        """Re-read the files if another process saved them since this snapshot was read or saved; keeps the
+        current snapshot when they are half-written or unreadable (tried again on the next call). Returns
+        whether a new snapshot was swapped in. A writer step: call it off the reply path."""
+        listing = self._listing()
+        if listing == self._snap.files or len(listing) != len(FILES):
+            return False
+        with self._writer:
+            if self._listing() == self._snap.files:
+                return False
+            fresh = self._read()
+            if fresh is None:
+                return False
+            self._snap = fresh
+        log.info("tf-idf index reloaded from disk: %d papers", len(fresh))
+        return True
+
+    # -- reads (each on one snapshot) -------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self._snap.ready
+
+    def __len__(self) -> int:
+        return len(self._snap)
+
+    def __contains__(self, paper_id: object) -> bool:
+        return paper_id in self._snap
+
+    def missing(self, ids: Sequence[str]) -> list[str]:
+        return self._snap.missing(ids)
 
     def needs_refit(self, total: int) -> bool:
-        return not self.ready or total >= REFIT_GROWTH * max(self.fitted_on, 1)
+        snap = self._snap
+        return not snap.ready or total >= REFIT_GROWTH * max(snap.fitted_on, 1)
 
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        return self._snap.transform(texts)
+
+    def get(self, ids: Sequence[str]) -> sp.csr_matrix:
+        """Rows of ``ids`` (KeyError for an id not in the index)."""
+        return self._snap.get(ids)
+
+    # -- writers ----------------------------------------------------------------------------------------
     def fit(self, ids: Sequence[str], texts: Sequence[str]) -> None:
         """Fit the vocabulary on these papers and replace the index with them."""
         vec = make_vectorizer(len(texts))
@@ -104,38 +239,16 @@ class LexicalIndex:
         except ValueError as exc:  # e.g. no terms left on a handful of papers
             log.warning("tf-idf could not be fitted on %d papers (%s); lexical similarity is off", len(texts), exc)
             return
-        with self._lock:
-            self.vectorizer, self.fitted_on = vec, len(texts)
-            self.ids = list(ids)
-            self._row = {pid: r for r, pid in enumerate(self.ids)}
-            self.matrix = matrix
+        ids = list(ids)
+        with self._writer:
+            self._snap = LexicalSnapshot(vec, len(texts), ids, {pid: r for r, pid in enumerate(ids)}, matrix,
+                                         self._snap.files)
         log.info("tf-idf fitted on %d papers (%d terms)", len(texts), len(vec.vocabulary_))
-
-    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        if self.vectorizer is None:
-            raise RuntimeError("the lexical index is not fitted")
-        return self.vectorizer.transform(list(texts)).tocsr().astype(np.float32)
 
     def add(self, ids: Sequence[str], texts: Sequence[str]) -> None:
         """Add (or replace) papers using the fitted vocabulary."""
-        if not ids:
+        if not len(ids):
             return
-        rows = self.transform(texts)
-        with self._lock:
-            fresh = [k for k, pid in enumerate(ids) if pid not in self._row]
-            for k, pid in enumerate(ids):
-                if pid in self._row:  # replaced text: rebuild that row
-                    r = self._row[pid]
-                    m = self.matrix.tolil()
-                    m[r] = rows[k]
-                    self.matrix = m.tocsr()
-            if fresh:
-                self.matrix = sp.vstack([self.matrix, rows[fresh]]).tocsr()
-                for k in fresh:
-                    self._row[ids[k]] = len(self.ids)
-                    self.ids.append(ids[k])
-
-    def get(self, ids: Sequence[str]) -> sp.csr_matrix:
-        """Rows of ``ids`` (KeyError for an id not in the index)."""
-        with self._lock:
-            return self.matrix[[self._row[i] for i in ids]]
+        with self._writer:
+            snap = self._snap
+            self._snap = snap.with_rows(list(ids), snap.transform(texts))

@@ -6,14 +6,25 @@ One directory per embedding key (model name + dimension + variant), so vectors o
 leaves either the whole part or none; a later part wins for an id written twice. :meth:`compact` merges the
 parts into one file, which is then memory-mapped without copying on load. Search is brute force (a matrix
 product, ``argpartition``, then a sort of the k best): exact, and ~10 ms per query at 250k x 384 on 2 cores.
+
+Concurrency (see :mod:`recommender.engine.concurrency`): the searchable state lives in one immutable
+:class:`VectorSnapshot` (ids, row map, matrix, and the part files it was built from). Writers (``add``,
+``compact``, ``import_file``, ``reload_if_changed``) hold the index's writer lock, plus ``flock`` on
+``write.lock`` in the directory against writers in other processes, build the next snapshot completely and
+swap one reference; readers take the snapshot once and never lock. :meth:`VectorIndex.reload_if_changed`
+picks up parts another process wrote.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator, Mapping, Set
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -25,6 +36,8 @@ log = logging.getLogger(__name__)
 
 COMPACT_AFTER_PARTS = 32
 _QUERY_CHUNK = 256  # queries scored at once in batch search (bounds the score matrix's memory)
+
+FileStamp = tuple[str, int, int]  # (part file name, size, mtime_ns): what a snapshot was built from
 
 
 class KeyMismatch(RuntimeError):
@@ -44,24 +57,139 @@ def _read_part(path: Path, dim: int) -> tuple[list[str], np.ndarray]:
     return ids, np.asarray(flat, dtype=np.float32).reshape(len(ids), dim)
 
 
+def _frozen(matrix: np.ndarray) -> np.ndarray:
+    """The matrix made read-only, so a snapshot's array can never be changed in place by mistake."""
+    if matrix.flags.writeable:
+        matrix.flags.writeable = False
+    return matrix
+
+
+@dataclass(frozen=True, eq=False)
+class VectorSnapshot:
+    """One consistent, immutable state of an index: ``ids[r]`` is the id of ``matrix[r]``, ``row[id] == r``.
+
+    Nothing here is ever mutated after construction; writers make a new snapshot."""
+
+    dim: int
+    ids: list[str]
+    row: Mapping[str, int]
+    matrix: np.ndarray
+    files: tuple[FileStamp, ...] = ()
+
+    @classmethod
+    def empty(cls, dim: int) -> VectorSnapshot:
+        return cls(dim, [], {}, _frozen(np.zeros((0, dim), dtype=np.float32)))
+
+    @classmethod
+    def build(cls, dim: int, ids: list[str], matrix: np.ndarray, files: tuple[FileStamp, ...]) -> VectorSnapshot:
+        """A snapshot from rows in write order; for an id that appears twice the later row wins."""
+        row: dict[str, int] = {}
+        for r, pid in enumerate(ids):
+            row[pid] = r
+        if len(row) != len(ids):
+            keep = np.array(sorted(row.values()), dtype=np.int64)
+            matrix = matrix[keep]
+            ids = [ids[r] for r in keep]
+            row = {pid: r for r, pid in enumerate(ids)}
+        return cls(dim, ids, row, _frozen(matrix), files)
+
+    def with_vectors(self, ids: Sequence[str], vecs: np.ndarray, files: tuple[FileStamp, ...]) -> VectorSnapshot:
+        """The next snapshot: ``ids`` added or (already present) replaced; this one is left untouched."""
+        last = {pid: i for i, pid in enumerate(ids)}  # an id twice in one batch: the later row wins
+        row = dict(self.row)
+        fresh_ids: list[str] = []
+        fresh_src: list[int] = []
+        replace_rows: list[int] = []
+        replace_src: list[int] = []
+        for pid, i in last.items():
+            r = row.get(pid)
+            if r is None:
+                row[pid] = len(self.ids) + len(fresh_ids)
+                fresh_ids.append(pid)
+                fresh_src.append(i)
+            else:
+                replace_rows.append(r)
+                replace_src.append(i)
+        if fresh_ids:
+            matrix = np.concatenate([self.matrix, vecs[fresh_src]])  # a new array
+        elif replace_rows:
+            matrix = self.matrix.copy()
+        else:
+            matrix = self.matrix
+        if replace_rows:
+            matrix[replace_rows] = vecs[replace_src]
+        return VectorSnapshot(self.dim, self.ids + fresh_ids, row, _frozen(matrix), files)
+
+    # -- reads ------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, paper_id: object) -> bool:
+        return paper_id in self.row
+
+    def missing(self, ids: Iterable[str]) -> list[str]:
+        return [i for i in ids if i not in self.row]
+
+    def rows(self, ids: Sequence[str]) -> np.ndarray:
+        """Row numbers of ``ids`` (KeyError for an id without a vector)."""
+        return np.array([self.row[i] for i in ids], dtype=np.int64)
+
+    def get(self, ids: Sequence[str]) -> np.ndarray:
+        """Vectors of ``ids`` in order, shape (len(ids), dim); KeyError for an id without a vector."""
+        if not len(ids):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.matrix[self.rows(ids)]
+
+    def search_many(self, queries: np.ndarray, k: int = 10, exclude: Sequence[set[str]] | None = None,
+                    candidates: Sequence[str] | None = None) -> list[list[tuple[str, float]]]:
+        """Exact top-k for many queries at once (one matrix product per chunk of queries)."""
+        q = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        if candidates is None:
+            mat, ids = self.matrix, self.ids
+        else:
+            cands = [c for c in dict.fromkeys(candidates) if c in self.row]
+            mat, ids = self.get(cands), cands
+        out: list[list[tuple[str, float]]] = []
+        if not len(ids):
+            return [[] for _ in range(len(q))]
+        for start in range(0, len(q), _QUERY_CHUNK):
+            scores = q[start:start + _QUERY_CHUNK] @ mat.T
+            for j, row in enumerate(scores):
+                ex = exclude[start + j] if exclude is not None and start + j < len(exclude) else set()
+                out.append(top_k(row, ids, k, ex, self.row if candidates is None else None))
+        return out
+
+
 class VectorIndex:
-    """All vectors of one embedding key, in memory for search and on disk in Arrow files."""
+    """All vectors of one embedding key: an immutable snapshot in memory for search, Arrow files on disk."""
 
     def __init__(self, directory: Path | str, key: str, dim: int) -> None:
         self.directory = Path(directory)
         self.key = key
         self.dim = int(dim)
-        self._lock = threading.RLock()
-        self.ids: list[str] = []
-        self._row: dict[str, int] = {}
-        self.matrix = np.zeros((0, self.dim), dtype=np.float32)
-        self._load()
+        self._writer = threading.RLock()
+        self._last_name = 0
+        self._check_meta()
+        with self._writer, self._flock():
+            for stale in self.directory.glob("*.tmp"):  # only a crashed writer leaves these (writers hold flock)
+                stale.unlink(missing_ok=True)
+            self._snap = self._read_snapshot()
+
+    # -- the snapshot readers use ------------------------------------------------------------------------
+    def snapshot(self) -> VectorSnapshot:
+        """The current state; take it once and work on it (it never changes)."""
+        return self._snap
+
+    @property
+    def ids(self) -> list[str]:
+        return self._snap.ids
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return self._snap.matrix
 
     # -- disk -------------------------------------------------------------------------------------------
-    def _parts(self) -> list[Path]:
-        return sorted(self.directory.glob("part-*.arrow"))
-
-    def _load(self) -> None:
+    def _check_meta(self) -> None:
         meta_path = self.directory / "meta.json"
         if meta_path.is_file():
             meta = json.loads(meta_path.read_text())
@@ -70,30 +198,61 @@ class VectorIndex:
                                   f"(dim {meta.get('dim')}), not {self.key!r} (dim {self.dim})")
         else:
             self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = meta_path.with_suffix(".tmp")
+            tmp = meta_path.with_name(f"meta.json.{os.getpid()}.{threading.get_ident()}.tmp")
             tmp.write_text(json.dumps({"key": self.key, "dim": self.dim}))
             os.replace(tmp, meta_path)
-        for stale in self.directory.glob("*.tmp"):
-            stale.unlink(missing_ok=True)
-        parts = self._parts()
-        if not parts:
-            return
-        loaded = [_read_part(p, self.dim) for p in parts]
-        if len(loaded) == 1:
-            ids, mat = loaded[0]
-        else:
-            ids = [i for part_ids, _ in loaded for i in part_ids]
-            mat = np.concatenate([m for _, m in loaded]) if ids else np.zeros((0, self.dim), np.float32)
-        row: dict[str, int] = {}
-        for r, pid in enumerate(ids):
-            row[pid] = r  # later rows win
-        if len(row) != len(ids):
-            keep = np.array(sorted(row.values()), dtype=np.int64)
-            mat = mat[keep]
-            ids = [ids[r] for r in keep]
-            row = {pid: r for r, pid in enumerate(ids)}
-        self.ids, self._row, self.matrix = ids, row, mat
-        log.debug("loaded %d vectors of %s from %d part(s)", len(ids), self.key, len(parts))
+
+    @contextmanager
+    def _flock(self) -> Iterator[None]:
+        """Exclusive against vector writers of other processes on this directory."""
+        with open(self.directory / "write.lock", "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _listing(self) -> tuple[FileStamp, ...]:
+        out: list[FileStamp] = []
+        for p in sorted(self.directory.glob("part-*.arrow")):
+            try:
+                st = p.stat()
+            except FileNotFoundError:  # compacted away meanwhile
+                continue
+            out.append((p.name, st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
+    def _read_snapshot(self) -> VectorSnapshot:
+        for _attempt in range(5):
+            files = self._listing()
+            try:
+                loaded = [_read_part(self.directory / name, self.dim) for name, _, _ in files]
+            except FileNotFoundError:  # another process compacted between listing and reading: list again
+                continue
+            if not loaded:
+                return VectorSnapshot.empty(self.dim)
+            if len(loaded) == 1:
+                ids, mat = loaded[0]
+            else:
+                ids = [i for part_ids, _ in loaded for i in part_ids]
+                mat = np.concatenate([m for _, m in loaded]) if ids else np.zeros((0, self.dim), np.float32)
+            snap = VectorSnapshot.build(self.dim, ids, mat, files)
+            log.debug("loaded %d vectors of %s from %d part(s)", len(snap), self.key, len(files))
+            return snap
+        raise RuntimeError(f"{self.directory}: part files kept changing while being read")
+
+    def _stamp(self, path: Path) -> FileStamp:
+        st = path.stat()
+        return (path.name, st.st_size, st.st_mtime_ns)
+
+    def _part_path(self) -> Path:
+        # chosen under flock and strictly increasing, so "a later part wins" also holds across processes
+        stamp = max(time.time_ns(), self._last_name + 1)
+        newest = self._listing()
+        if newest and newest[-1][0][5:25].isdigit():
+            stamp = max(stamp, int(newest[-1][0][5:25]) + 1)
+        self._last_name = stamp
+        return self.directory / f"part-{stamp:020d}.arrow"
 
     def _write(self, path: Path, ids: Sequence[str], vecs: np.ndarray) -> None:
         flat = pa.array(np.ascontiguousarray(vecs, dtype=np.float32).reshape(-1), type=pa.float32())
@@ -105,6 +264,7 @@ class VectorIndex:
             writer.write_table(table)
         os.replace(tmp, path)
 
+    # -- writers ----------------------------------------------------------------------------------------
     def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
         """Persist and index vectors (rows L2-normalised here if they are not already)."""
         ids = list(ids)
@@ -114,44 +274,51 @@ class VectorIndex:
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         if not np.allclose(norms, 1.0, atol=1e-3):
             vecs = vecs / np.maximum(norms, 1e-12)
-        with self._lock:
-            name = f"part-{time.time_ns():020d}.arrow"
-            self._write(self.directory / name, ids, vecs)
-            new_rows = []
-            fresh_ids = []
-            for i, pid in enumerate(ids):
-                r = self._row.get(pid)
-                if r is not None:  # a re-embedded paper: replace its row
-                    if not self.matrix.flags.writeable:
-                        self.matrix = self.matrix.copy()
-                    self.matrix[r] = vecs[i]
-                else:
-                    self._row[pid] = len(self.ids) + len(fresh_ids)
-                    fresh_ids.append(pid)
-                    new_rows.append(i)
-            if fresh_ids:
-                self.ids.extend(fresh_ids)
-                self.matrix = np.concatenate([self.matrix, vecs[new_rows]])
-            if len(self._parts()) > COMPACT_AFTER_PARTS:
-                self.compact()
+        with self._writer, self._flock():
+            path = self._part_path()
+            self._write(path, ids, vecs)
+            snap = self._snap
+            self._snap = snap.with_vectors(ids, vecs, snap.files + (self._stamp(path),))
+            if len(self._snap.files) > COMPACT_AFTER_PARTS:
+                self._compact_locked()
 
     def compact(self) -> None:
         """Merge all parts into one file (written first, then the old parts removed)."""
-        with self._lock:
-            parts = self._parts()
-            if len(parts) <= 1:
-                return
-            name = f"part-{time.time_ns():020d}.arrow"
-            self._write(self.directory / name, self.ids, self.matrix)
-            for p in parts:
-                p.unlink(missing_ok=True)
-            log.info("compacted %d parts into %s (%d vectors)", len(parts), name, len(self.ids))
+        with self._writer, self._flock():
+            self._compact_locked()
+
+    def _compact_locked(self) -> None:
+        if self._listing() != self._snap.files:  # parts of another process we have not read: read them first
+            self._snap = self._read_snapshot()
+        snap = self._snap
+        if len(snap.files) <= 1:
+            return
+        path = self._part_path()
+        self._write(path, snap.ids, snap.matrix)
+        for name, _, _ in snap.files:
+            (self.directory / name).unlink(missing_ok=True)
+        self._snap = VectorSnapshot(snap.dim, snap.ids, snap.row, snap.matrix, (self._stamp(path),))
+        log.info("compacted %d parts into %s (%d vectors)", len(snap.files), path.name, len(snap))
+
+    def reload_if_changed(self) -> bool:
+        """Re-read the directory if its parts differ from what the snapshot was built from (another process
+        wrote or compacted); a ``stat`` per part when nothing changed. Returns whether a new snapshot was
+        swapped in. A writer step: call it off the reply path."""
+        if self._listing() == self._snap.files:
+            return False
+        with self._writer, self._flock():
+            if self._listing() == self._snap.files:
+                return False
+            before = len(self._snap)
+            self._snap = self._read_snapshot()
+        log.info("vectors of %s reloaded from disk: %d -> %d", self.key, before, len(self._snap))
+        return True
 
     def export(self, path: Path | str, ids: Sequence[str] | None = None) -> int:
         """Write these vectors (or all) to one Arrow file carrying the key, e.g. to ship a demo's vectors."""
-        with self._lock:
-            ids = list(self.ids if ids is None else ids)
-            vecs = self.get(ids)
+        snap = self._snap
+        ids = list(snap.ids if ids is None else ids)
+        vecs = snap.get(ids)
         flat = pa.array(np.ascontiguousarray(vecs).reshape(-1), type=pa.float32())
         schema = _schema(self.dim).with_metadata({"key": self.key})
         table = pa.Table.from_arrays([pa.array(ids, type=pa.string()),
@@ -177,61 +344,45 @@ class VectorIndex:
         vecs = np.asarray(table.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False),
                           dtype=np.float32).reshape(len(ids), self.dim)
         wanted = set(only) if only is not None else None
-        keep = [i for i, pid in enumerate(ids) if pid not in self._row and (wanted is None or pid in wanted)]
-        if keep:
-            self.add([ids[i] for i in keep], vecs[keep])
+        with self._writer:
+            have = self._snap.row
+            keep = [i for i, pid in enumerate(ids) if pid not in have and (wanted is None or pid in wanted)]
+            if keep:
+                self.add([ids[i] for i in keep], vecs[keep])
         return len(keep)
 
-    # -- lookups ----------------------------------------------------------------------------------------
+    # -- reads (each on one snapshot) -------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self._snap)
 
     def __contains__(self, paper_id: object) -> bool:
-        return paper_id in self._row
+        return paper_id in self._snap
 
     def missing(self, ids: Iterable[str]) -> list[str]:
-        return [i for i in ids if i not in self._row]
+        return self._snap.missing(ids)
 
     def rows(self, ids: Sequence[str]) -> np.ndarray:
-        """Row numbers of ``ids`` (KeyError for an id without a vector)."""
-        return np.array([self._row[i] for i in ids], dtype=np.int64)
+        """Row numbers of ``ids`` in the current snapshot (KeyError for an id without a vector)."""
+        return self._snap.rows(ids)
 
     def get(self, ids: Sequence[str]) -> np.ndarray:
         """Vectors of ``ids`` in order, shape (len(ids), dim); KeyError for an id without a vector."""
-        if not ids:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return self.matrix[self.rows(ids)]
+        return self._snap.get(ids)
 
     # -- search -----------------------------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int = 10, exclude: Iterable[str] = (),
                candidates: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """The ``k`` nearest ids to one query vector by cosine, best first, skipping ``exclude``."""
-        return self.search_many(np.asarray(query, np.float32)[None, :], k, [set(exclude)], candidates)[0]
+        return self._snap.search_many(np.asarray(query, np.float32)[None, :], k, [set(exclude)], candidates)[0]
 
     def search_many(self, queries: np.ndarray, k: int = 10, exclude: Sequence[set[str]] | None = None,
                     candidates: Sequence[str] | None = None) -> list[list[tuple[str, float]]]:
         """Exact top-k for many queries at once (one matrix product per chunk of queries)."""
-        q = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
-        with self._lock:
-            if candidates is None:
-                mat, ids = self.matrix, self.ids
-            else:
-                cands = [c for c in dict.fromkeys(candidates) if c in self._row]
-                mat, ids = self.get(cands), cands
-        n = len(ids)
-        out: list[list[tuple[str, float]]] = []
-        if n == 0:
-            return [[] for _ in range(len(q))]
-        for start in range(0, len(q), _QUERY_CHUNK):
-            scores = q[start:start + _QUERY_CHUNK] @ mat.T
-            for j, row in enumerate(scores):
-                ex = exclude[start + j] if exclude is not None and start + j < len(exclude) else set()
-                out.append(top_k(row, ids, k, ex, self._row if candidates is None else None))
-        return out
+        return self._snap.search_many(queries, k, exclude, candidates)
 
 
-def top_k(scores: np.ndarray, ids: Sequence[str], k: int, exclude: set[str] = frozenset(),
-          row_of: dict[str, int] | None = None) -> list[tuple[str, float]]:
+def top_k(scores: np.ndarray, ids: Sequence[str], k: int, exclude: Set[str] = frozenset(),
+          row_of: Mapping[str, int] | None = None) -> list[tuple[str, float]]:
     """The ``k`` best (id, score) of a score vector aligned with ``ids``, best first, skipping ``exclude``."""
     scores = np.asarray(scores, dtype=np.float32)
     if exclude:
