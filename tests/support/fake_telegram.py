@@ -8,9 +8,11 @@ message text over 4096 characters (UTF-16 units, after entity parsing) or empty,
 unbalanced tags, a bare ``<``, ``>`` or ``&``), callback data over 64 bytes, an edit to identical content
 ("message is not modified"), callback answers over 200 characters; it answers 429 with ``retry_after`` when
 more than ``max_per_second`` messages arrive within a second overall or more than ``max_per_chat`` within a
-second to one chat, 403 for users who blocked the bot, and injected 5xx errors or delays on demand. Tests
-play users with :meth:`FakeTelegram.send_text` and :meth:`FakeTelegram.press`, and read what the bot sent
-from :attr:`FakeTelegram.chats`.
+second to one chat, 403 for users who blocked the bot, 401 for any token but its own, and injected 5xx
+errors or delays on demand. Tests play users with :meth:`FakeTelegram.send_text` and :meth:`FakeTelegram.press`
+(also forged or odd presses: from a group, on a message Telegram no longer shows, with only an
+``inline_message_id``), delete messages with :meth:`FakeTelegram.delete`, put raw (even malformed) updates
+into ``getUpdates`` with :meth:`FakeTelegram.inject`, and read what the bot sent from :attr:`FakeTelegram.chats`.
 """
 from __future__ import annotations
 
@@ -24,9 +26,10 @@ import re
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, Self
 
 TOKEN = "123456:TEST-token-for-the-fake-server"
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "arxiv-digest", "username": "arxiv_digest_bot",
@@ -177,7 +180,7 @@ class FakeTelegram:
         self.thread: threading.Thread | None = None
 
     # -- life cycle ---------------------------------------------------------------------------------------
-    def start(self) -> "FakeTelegram":
+    def start(self) -> FakeTelegram:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -204,7 +207,7 @@ class FakeTelegram:
             self.server.shutdown()
             self.server.server_close()
 
-    def __enter__(self) -> "FakeTelegram":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -226,6 +229,21 @@ class FakeTelegram:
             self.updates.append(update)
             self.cond.notify_all()
         return update
+
+    def inject(self, update: dict) -> dict:
+        """Queue ``update`` for ``getUpdates`` exactly as given (it may be malformed); an ``update_id`` is
+        added unless present. Returns the queued dict."""
+        with self.cond:
+            if "update_id" not in update:
+                update["update_id"] = next(self.update_ids)
+            self.updates.append(update)
+            self.cond.notify_all()
+        return update
+
+    def pending_updates(self) -> list[dict]:
+        """Updates not yet confirmed by the bot (a later ``getUpdates`` offset confirms them)."""
+        with self.lock:
+            return list(self.updates)
 
     def send_text(self, user_id: int, text: str, chat_type: str = "private", edited: bool = False,
                   name: str = "") -> dict:
@@ -260,20 +278,43 @@ class FakeTelegram:
             else:
                 self.blocked.discard(user_id)
         old = "member" if status == "kicked" else "kicked"
-        member = lambda st: {"user": BOT_USER, "status": st, **({"until_date": 0} if st == "kicked" else {})}  # noqa: E731
+        member = lambda st: {"user": BOT_USER, "status": st, **({"until_date": 0} if st == "kicked" else {})}
         return self._push({"my_chat_member": {
             "chat": {"id": user_id, "type": "private", "first_name": f"User{user_id}"},
             "from": self._user(user_id), "date": int(time.time()),
             "old_chat_member": member(old), "new_chat_member": member(status)}})
 
-    def press(self, user_id: int, message: Sent, data: str) -> str:
+    def press(self, user_id: int, message: Sent, data: str, *, group: bool = False, inline: bool = False,
+              inaccessible: bool = False) -> str:
+        """User ``user_id`` presses a button with ``data`` under ``message``; returns the callback query id.
+
+        ``group``: the press claims to come from a group chat (``message.chat`` is a supergroup);
+        ``inline``: the query carries only an ``inline_message_id`` and no message; ``inaccessible``: the
+        message is one Telegram no longer shows (an ``InaccessibleMessage``, ``date`` 0)."""
         cid = str(next(self.callback_ids))
         with self.lock:
             self.callbacks[cid] = {"answered": False, "text": None, "user": user_id}
             msg = self._message_json(message)
-        self._push({"callback_query": {"id": cid, "from": self._user(user_id), "message": msg,
-                                       "chat_instance": f"ci{user_id}", "data": data}})
+        if group:
+            msg["chat"] = {"id": -1_000_000_000_000 - abs(user_id), "type": "supergroup", "title": "A group"}
+        if inaccessible:
+            msg = {"chat": msg["chat"], "message_id": msg["message_id"], "date": 0}
+        query: dict[str, Any] = {"id": cid, "from": self._user(user_id), "chat_instance": f"ci{user_id}",
+                                 "data": data}
+        if inline:
+            query["inline_message_id"] = f"inline{message.message_id}"
+        else:
+            query["message"] = msg
+        self._push({"callback_query": query})
         return cid
+
+    def delete(self, message: Sent) -> None:
+        """The user deletes ``message``: later edits of it fail with "message to edit not found"."""
+        with self.lock:
+            self.by_id.pop((message.chat_id, message.message_id), None)
+            chat = self.chats.get(message.chat_id, [])
+            if message in chat:
+                chat.remove(message)
 
     # -- failure injection ----------------------------------------------------------------------------------
     def block(self, user_id: int) -> None:
