@@ -49,6 +49,15 @@ def test_labels_are_canonical(labels):
     assert labels.canonical(["chao-dyn"]) == ["nlin.CD"]
 
 
+def test_labels_and_the_store_read_one_taxonomy(labels, store):
+    """Training's label space is the store's active canonical categories, with the same names and groups."""
+    assert store.category_names() == labels.names
+    assert {g: sorted(codes) for g, codes in store.category_groups().items()} == \
+        {g: sorted(c for c in labels.codes if labels.group_of[c] == g) for g in labels.groups}
+    for alias, target in labels.aliases.items():
+        assert store.canonical_category(alias) == target
+
+
 def test_splits_are_disjoint_and_temporal(records):
     t = temporal_split(records, 3, 1)
     assert not set(t.train) & set(t.test) and not set(t.val) & set(t.test)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from recommender.taxonomy import read_taxonomy
 from training.config import TAXONOMY_PATH
 
 log = logging.getLogger(__name__)
@@ -32,15 +33,11 @@ class Labels:
 
     @classmethod
     def from_taxonomy(cls, path: Path = TAXONOMY_PATH) -> "Labels":
-        if not Path(path).exists():
-            raise FileNotFoundError(f"taxonomy not found at {path}; copy ../shared/data/taxonomy.json there")
-        t = json.loads(Path(path).read_text(encoding="utf-8"))
-        codes = sorted(t["active_canonical"])
-        simple = t["simple"]
-        group_of = {c: simple[c]["group"] for c in codes}
-        groups = sorted(set(group_of.values()))
-        aliases = {**t.get("category_aliases", {}), **t.get("archives_subsumed", {})}
-        return cls(codes, {c: simple[c]["name"] for c in codes}, group_of, groups, aliases)
+        taxonomy = read_taxonomy(path)
+        cats = taxonomy.active_canonical()
+        group_of = {c.code: c.group or "Other" for c in cats}
+        return cls([c.code for c in cats], {c.code: c.name for c in cats}, group_of,
+                   sorted(set(group_of.values())), dict(taxonomy.aliases))
 
     def canonical(self, categories: list[str]) -> list[str]:
         """Map raw codes to active canonical ones, keep order, drop unknown and duplicates."""

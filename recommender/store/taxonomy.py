@@ -1,4 +1,5 @@
-"""SQL for the arXiv category taxonomy: loading ``data/taxonomy.json`` and resolving category codes.
+"""SQL for the arXiv category taxonomy: loading ``data/taxonomy.json`` (parsed by :mod:`recommender.taxonomy`)
+and resolving category codes.
 
 Aliases (``math.MP`` -> ``math-ph``) and subsumed archives (``chao-dyn`` -> ``nlin.CD``) resolve to their
 canonical code; an unknown code raises :class:`UnknownCategory` listing close matches.
@@ -6,9 +7,10 @@ canonical code; an unknown code raises :class:`UnknownCategory` listing close ma
 from __future__ import annotations
 
 import difflib
-import json
 import sqlite3
 from pathlib import Path
+
+from recommender.taxonomy import read_taxonomy
 
 
 class UnknownCategory(ValueError):
@@ -22,24 +24,8 @@ class TaxonomyQueries:
 
     def load_taxonomy(self, path: Path) -> int:
         """(Re)load the taxonomy from arXiv's taxonomy JSON; returns the number of codes."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        aliases: dict[str, str] = {**data.get("category_aliases", {}), **data.get("archives_subsumed", {})}
-        groups = {gid: g.get("full_name", gid) for gid, g in data.get("groups", {}).items()}
-        active = set(data.get("active", []))
-        rows = []
-        for code, cat in data["categories"].items():
-            grp = cat.get("in_archive")
-            archive = data.get("archives", {}).get(grp, {})
-            group_name = groups.get(archive.get("in_group", ""), None)
-            simple = data.get("simple", {}).get(code)
-            if simple:
-                group_name = simple.get("group", group_name)
-            rows.append((code, cat.get("full_name") or code, grp, group_name, int(code in active),
-                         aliases.get(code, code)))
-        for code, target in aliases.items():
-            if code not in data["categories"]:
-                t = data["categories"].get(target, {})
-                rows.append((code, t.get("full_name", target), code, None, 0, target))
+        rows = [(c.code, c.name, c.archive, c.group, int(c.active), c.canonical)
+                for c in read_taxonomy(path).categories]
         with self.transaction():
             self.conn.execute("DELETE FROM taxonomy")
             self.conn.executemany(
