@@ -88,6 +88,8 @@ def test_unknown_method_is_refused() -> None:
 
 @pytest.mark.parametrize("method", ["softmax", "hybrid", "mean", "max", "knn"])
 def test_batched_scoring_equals_one_by_one(method: str) -> None:
+    import scipy.sparse as sp
+
     from recommender.ranking.digest import rank_many
     from recommender.ranking.profile import score_many
 
@@ -97,19 +99,24 @@ def test_batched_scoring_equals_one_by_one(method: str) -> None:
         x = rng.standard_normal((n, 16)).astype(np.float32)
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
-    profiles = [Profile(like_ids=[f"l{i}" for i in range(m)], likes=unit(m)) for m in (1, 3, 8)]
+    def lex(n: int) -> sp.csr_matrix:  # tf-idf-like rows: non-negative, unit length
+        m = sp.random(n, 50, density=0.2, format="csr", dtype=np.float32, random_state=rng)
+        m.data = np.abs(m.data) + 0.01
+        return sp.diags(1 / np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())).dot(m).tocsr()
+
+    profiles = [Profile(like_ids=[f"l{i}" for i in range(m)], likes=unit(m), positives_lex=lex(m)) for m in (1, 3, 8)]
     profiles.append(Profile())
     profiles.append(Profile(interest="x", interest_vec=unit(1)[0], like_ids=["a", "b"], likes=unit(2),
-                            dislike_ids=["d"], dislikes=unit(1)))
-    cands = unit(40)
-    params = ScoringParams(method)
-    batched = score_many(profiles, cands, params, max_columns=5)
+                            dislike_ids=["d"], dislikes=unit(1), positives_lex=lex(3)))
+    cands, cand_lex = unit(40), lex(40)
+    params = ScoringParams(method)  # tf-idf on: lexical_weight 0.8, the product default
+    batched = score_many(profiles, cands, params, max_columns=5, candidates_lex=cand_lex)
     for j, p in enumerate(profiles):
-        assert np.allclose(batched[:, j], score(p, cands, params).score, atol=1e-5)
+        assert np.allclose(batched[:, j], score(p, cands, params, cand_lex).score, atol=1e-5)
     ids = [f"c{i}" for i in range(40)]
-    many = rank_many(profiles, ids, cands, n=5, min_score=0.1, params=params)
+    many = rank_many(profiles, ids, cands, n=5, min_score=0.1, params=params, lexical=cand_lex)
     for j, p in enumerate(profiles):
-        one = rank(p, ids, cands, n=5, min_score=0.1, params=params)
+        one = rank(p, ids, cands, n=5, min_score=0.1, params=params, lexical=cand_lex)
         assert [r.paper_id for r in many[j]] == [r.paper_id for r in one]
         assert [r.why for r in many[j]] == [r.why for r in one]
 

@@ -2,21 +2,30 @@
 
 :func:`digest_candidates` applies the product's rules: the papers announced as new on that day (cross-lists
 too if the user wants them; replacements never), restricted to the categories the user follows if any,
-minus everything already delivered to or rated by the user. :func:`rank` scores candidates with
-:mod:`recommender.ranking.profile`, drops those below the minimum score (a thin day sends fewer papers, not worse
-ones) and keeps the top ``n``, each with the liked paper (or the interest) behind it.
+minus everything already delivered to or rated by the user. :func:`rank_many` scores candidates for
+many users at once with :mod:`recommender.ranking.profile`'s one kernel, drops those below each user's minimum
+score (a thin day sends fewer papers, not worse ones) and keeps each user's top ``n``, each with the liked paper
+(or the interest) behind it; :func:`rank` is the same for one profile.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.ranking.profile import Profile, ScoringParams, score, why_line
-from recommender.embedding.vectors import top_k
+from recommender.ranking.profile import (
+    Profile,
+    ScoringParams,
+    chunks,
+    score_block,
+    shared_likes,
+    why_line,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,61 +58,63 @@ def digest_candidates(store: _DigestStore, user_id: int, day: str, categories: S
 
 
 def rank(profile: Profile, ids: Sequence[str], vectors: np.ndarray, n: int = 10,
-         min_score: float | None = None, exclude: set[str] = frozenset(),
-         params: ScoringParams | None = None, lexical: "sp.csr_matrix | None" = None) -> list[Ranked]:
+         min_score: float | None = None, exclude: AbstractSet[str] = frozenset(),
+         params: ScoringParams | None = None, lexical: sp.csr_matrix | None = None) -> list[Ranked]:
     """The top ``n`` of ``ids`` (rows of ``vectors``; ``lexical``: their tf-idf rows, optional) for ``profile``,
-    best first; those whose embedding score is below ``min_score`` are dropped (a thin day sends fewer)."""
+    best first, among those whose embedding score reaches ``min_score`` (a thin day sends fewer)."""
     ids = list(ids)
-    if profile.empty or not ids or n <= 0:
-        return []
-    s = score(profile, vectors, params, lexical)
-    values = s.score.copy()
-    if min_score is not None:
-        values[s.semantic < min_score] = -np.inf
-    row_of = {pid: r for r, pid in enumerate(ids)}
-    out: list[Ranked] = []
-    for pid, value in top_k(values, ids, n, set(exclude), row_of):
-        r = row_of[pid]
-        label = s.labels[int(s.nearest[r])]
-        cos = float(s.nearest_cos[r])
-        out.append(Ranked(pid, float(value), label, cos, why_line(label, cos, profile.interest),
-                          float(s.semantic[r])))
-    return out
+    if exclude:
+        keep = [r for r, pid in enumerate(ids) if pid not in exclude]
+        if len(keep) < len(ids):
+            ids = [ids[r] for r in keep]
+            vectors = np.asarray(vectors)[keep]
+            lexical = lexical[keep] if lexical is not None else None
+    return rank_many([profile], ids, vectors, n, min_score, params, lexical)[0]
 
 
 def rank_many(profiles: list[Profile], ids: Sequence[str], vectors: np.ndarray, n: int = 10,
               min_score: float | Sequence[float | None] | None = None, params: ScoringParams | None = None,
-              lexical: "sp.csr_matrix | None" = None) -> list[list[Ranked]]:
+              lexical: sp.csr_matrix | None = None, max_columns: int = 8192) -> list[list[Ranked]]:
     """:func:`rank` for many profiles over the same candidates (one day's papers for every user) at once.
 
-    The threshold is applied to the ``n`` best only (with tf-idf in play, :func:`rank` may fill up from
-    below where this returns fewer)."""
-    from recommender.ranking.profile import score_many
-
+    Profiles go through the scoring kernel in blocks of at most ``max_columns`` stacked positives; in each
+    block the threshold (one for all, or one per profile) removes candidates first, then each profile keeps
+    its ``n`` best (argpartition per column), so the result is exactly :func:`rank`'s, profile by profile."""
+    params = params or ScoringParams()
     ids = list(ids)
-    if not profiles or not ids:
-        return [[] for _ in profiles]
-    scores = score_many(profiles, vectors, params, candidates_lex=lexical)
+    out: list[list[Ranked]] = [[] for _ in profiles]
+    if not profiles or not ids or n <= 0:
+        return out
+    cand = np.asarray(vectors, dtype=np.float32)
     thresholds = list(min_score) if isinstance(min_score, (list, tuple)) else [min_score] * len(profiles)
+    blocks = [p.condensed(params.max_positives) for p in profiles]
+    shared = shared_likes(blocks, cand, lexical, params)
     k = min(n, len(ids))
-    out: list[list[Ranked]] = []
-    best = np.argpartition(-scores, k - 1, axis=0)[:k] if k < len(ids) else np.tile(np.arange(len(ids))[:, None],
-                                                                                  (1, len(profiles)))
-    for j, prof in enumerate(profiles):
-        if prof.empty or n <= 0:
-            out.append([])
+    for start, stop in chunks(blocks, max_columns):
+        if all(b is None for b in blocks[start:stop]):
             continue
-        rows = best[:, j]
-        rows = rows[np.argsort(-scores[rows, j], kind="stable")]
-        detail = score(prof, vectors[rows], params, lexical[rows] if lexical is not None else None)
-        thr = thresholds[j]
-        keep = np.arange(len(rows)) if thr is None else np.flatnonzero(detail.semantic >= thr)
-        ranked = []
-        for i in keep:
-            r = rows[i]
-            label = detail.labels[int(detail.nearest[i])]
-            cos = float(detail.nearest_cos[i])
-            ranked.append(Ranked(ids[r], float(scores[r, j]), label, cos, why_line(label, cos, prof.interest),
-                                 float(detail.semantic[i])))
-        out.append(ranked)
+        b = score_block(profiles[start:stop], blocks[start:stop], cand, lexical, params,
+                        shared.view(start, stop) if shared is not None else None)
+        values = b.score
+        for jj, thr in enumerate(thresholds[start:stop]):
+            if thr is not None:
+                values[b.semantic[:, jj] < thr, jj] = -np.inf
+        if k < len(ids):
+            top = np.argpartition(-values, k - 1, axis=0)[:k]
+        else:
+            top = np.broadcast_to(np.arange(len(ids))[:, None], (len(ids), stop - start))
+        for jj in range(stop - start):
+            j = start + jj
+            if blocks[j] is None:
+                continue
+            rows = top[:, jj]
+            v = values[rows, jj]
+            order = np.lexsort((rows, -v))
+            rows = rows[order][np.isfinite(v[order])]
+            nearest, cos = b.nearest(jj, rows)
+            labels = b.labels[jj]
+            interest = profiles[j].interest
+            out[j] = [Ranked(ids[r], float(values[r, jj]), labels[int(i)], float(c),
+                             why_line(labels[int(i)], float(c), interest), float(b.semantic[r, jj]))
+                      for r, i, c in zip(rows.tolist(), nearest.tolist(), cos.tolist())]
     return out

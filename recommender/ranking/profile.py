@@ -1,4 +1,4 @@
-"""User profiles from likes, dislikes and a free-text interest, and how a profile scores candidate papers.
+"""User profiles from likes, dislikes and a free-text interest, and the one scoring kernel every ranking uses.
 
 A :class:`Profile` holds the vectors of the liked and disliked papers and of the interest text. Scoring stays
 in cosine units, so one minimum-score threshold means the same thing for every user:
@@ -15,9 +15,17 @@ in cosine units, so one minimum-score threshold means the same thing for every u
   papers half-way between two interests, so it is not the default.
 
 The free-text interest counts as one more "liked" item (its cosine is usually lower than a paper's, text
-against abstract). Dislikes push down: ``score -= dislike_weight * max(0, nearest_dislike_cos - dislike_floor)``,
-so a candidate close to a disliked paper loses rank while unrelated papers (cosine ~0.1) are untouched.
-Every score comes with its reason: the liked paper (or the interest) contributing most, and that cosine.
+against abstract). With tf-idf rows (``Profile.positives_lex`` and the candidates'), each positive's
+similarity is ``(1 - lexical_weight) * embedding cos + lexical_weight * tf-idf cos`` before pooling; the same
+pooling of the embedding cosines alone is the ``semantic`` score thresholds compare to. With ``max_positives``,
+larger sets of likes are condensed to that many representatives (tf-idf rows follow them). Dislikes push down:
+``score -= dislike_weight * max(0, nearest_dislike_cos - dislike_floor)``, so a candidate close to a disliked
+paper loses rank while unrelated papers (cosine ~0.1) are untouched. Every score comes with its reason: the
+positive item closest by the (mixed) similarity, and its embedding cosine.
+
+One kernel, :func:`score_block`, does all of this for a block of profiles at once (their positives stacked
+into one matrix, per-profile pooling by segment reductions); :func:`score` is that kernel on one profile and
+:mod:`recommender.ranking.digest` ranks many users with it, so single and batched scores cannot disagree.
 """
 from __future__ import annotations
 
@@ -30,6 +38,16 @@ METHODS = ("softmax", "hybrid", "mean", "max", "knn")
 
 
 @dataclass
+class Positives:
+    """The positive items a profile is scored against: (condensed) likes, then the interest."""
+
+    vecs: np.ndarray  # (m, d) float32 unit rows
+    lex: sp.csr_matrix | None  # (m, V) tf-idf rows aligned with vecs, or None
+    logw: np.ndarray  # (m,) log of how many likes each row stands for (0 without condensing)
+    labels: list[str | None]  # liked paper id, or None for the interest
+
+
+@dataclass
 class Profile:
     like_ids: list[str] = field(default_factory=list)
     likes: np.ndarray | None = None  # (L, d), unit rows
@@ -37,7 +55,7 @@ class Profile:
     dislikes: np.ndarray | None = None  # (D, d)
     interest: str = ""
     interest_vec: np.ndarray | None = None  # (d,)
-    positives_lex: "sp.csr_matrix | None" = None  # tf-idf rows aligned with positives() (likes, then interest)
+    positives_lex: sp.csr_matrix | None = None  # tf-idf rows aligned with positives() (likes, then interest)
 
     @property
     def empty(self) -> bool:
@@ -55,28 +73,29 @@ class Profile:
             labels.append(None)
         if not rows:
             return None, []
-        return np.concatenate(rows), labels
+        return np.concatenate(rows) if len(rows) > 1 else rows[0], labels
 
-    def condensed(self, max_positives: int) -> tuple[np.ndarray | None, np.ndarray]:
-        """At most ``max_positives`` liked papers standing for all of them (plus the interest), with the
-        log of how many likes each represents: the cost of scoring stops growing with the number of likes."""
-        cache = self.__dict__.setdefault("_condensed", {})
-        if max_positives in cache:
-            return cache[max_positives]
-        pos, _ = self.positives()
+    def condensed(self, max_positives: int = 0) -> Positives | None:
+        """The positives scoring uses: with ``max_positives`` > 0 and more likes than that, that many liked
+        papers standing for all of them (plus the interest), weighted by the log of how many likes each
+        represents, so the cost of scoring stops growing with the number of likes. Computed on every call
+        (no cache: likes may change between calls); None for an empty profile."""
+        pos, labels = self.positives()
         if pos is None:
-            result: tuple[np.ndarray | None, np.ndarray] = (None, np.zeros(0, np.float32))
-        else:
-            n_likes = len(self.like_ids) if self.likes is not None else 0
-            weights = np.ones(len(pos), np.float32)
-            if max_positives and n_likes > max_positives:
-                likes = pos[:n_likes]
-                chosen, counts = condense(likes, max_positives)
-                pos = np.concatenate([likes[chosen], pos[n_likes:]])
-                weights = np.r_[counts, weights[n_likes:]].astype(np.float32)
-            result = (pos, np.log(weights))
-        cache[max_positives] = result
-        return result
+            return None
+        lex = self.positives_lex
+        if lex is not None and lex.shape[0] != len(pos):
+            lex = None  # not aligned: score this profile on embeddings only
+        n_likes = len(self.like_ids) if self.likes is not None else 0
+        logw = np.zeros(len(pos), np.float32)
+        if max_positives and n_likes > max_positives:
+            chosen, counts = condense(pos[:n_likes], max_positives)
+            keep = np.r_[chosen, np.arange(n_likes, len(pos))].astype(np.int64)
+            pos = pos[keep]
+            labels = [labels[i] for i in keep]
+            lex = lex[keep] if lex is not None else None
+            logw = np.log(np.r_[counts, np.ones(len(keep) - len(chosen))]).astype(np.float32)
+        return Positives(pos, lex, logw, labels)
 
 
 @dataclass
@@ -123,7 +142,7 @@ def centroid(profile: Profile) -> np.ndarray:
         parts.append(_l2(np.asarray(profile.likes, np.float32).mean(axis=0)))
     if profile.interest_vec is not None:
         parts.append(np.asarray(profile.interest_vec, np.float32))
-    return _l2(np.mean(parts, axis=0))
+    return _l2(np.mean(parts, axis=0)).astype(np.float32)
 
 
 def condense(vecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,76 +163,255 @@ def condense(vecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, counts
 
 
+def pool_segments(sims: np.ndarray, offsets: np.ndarray, widths: np.ndarray, params: ScoringParams,
+                  logw: np.ndarray | None = None) -> np.ndarray:
+    """Pool an (n, P) matrix of similarities to stacked positives into (n, U) scores, one column per segment
+    (``offsets``/``widths``: each profile's columns; ``logw``: how many likes each column stands for)."""
+    if params.method == "max":
+        return np.maximum.reduceat(sims, offsets, axis=1)
+    if params.method == "knn":  # the k-th largest within a segment has no reduceat form
+        out = np.empty((sims.shape[0], len(offsets)), np.float32)
+        for j, (o, w) in enumerate(zip(offsets, widths)):
+            k = min(params.k, int(w))
+            seg = sims[:, o:o + w]
+            out[:, j] = np.partition(seg, w - k, axis=1)[:, -k:].mean(axis=1) if w > 1 else seg[:, 0]
+        return out
+    # softmax / hybrid: shifted by 1/tau (cosines are <= 1) so exp never overflows float32; in place
+    inv = np.float32(1.0 / params.tau)
+    e = sims * inv
+    e -= inv
+    if logw is not None and logw.any():
+        e += logw[None, :]
+    np.exp(e, out=e)
+    den = np.add.reduceat(e, offsets, axis=1)
+    e *= sims
+    num = np.add.reduceat(e, offsets, axis=1)
+    lost = den <= 0  # every weight underflowed (tiny tau, far candidates): the softmax is the maximum
+    if lost.any():
+        num[lost] = np.maximum.reduceat(sims, offsets, axis=1)[lost]
+        den[lost] = 1.0
+    return num / den
+
+
 def pool(sims: np.ndarray, params: ScoringParams, log_weights: np.ndarray | None = None) -> np.ndarray:
-    """Pool an (n, m) matrix of cosines to the m positive items into one score per row (``log_weights``:
-    how many likes each column stands for, used by the softmax)."""
-    if sims.shape[1] == 1 or params.method == "max":
-        return sims.max(axis=1)
-    if params.method == "knn":
-        k = min(params.k, sims.shape[1])
-        top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
-        return top.mean(axis=1)
-    if params.method in ("softmax", "hybrid"):
-        z = sims / params.tau
-        if log_weights is not None:
-            z = z + log_weights[None, :]
-        z -= z.max(axis=1, keepdims=True)
-        w = np.exp(z)
-        w /= w.sum(axis=1, keepdims=True)
-        return (w * sims).sum(axis=1)
-    raise ValueError(params.method)
+    """Pool an (n, m) matrix of cosines to the m positive items of one profile into one score per row."""
+    sims = np.asarray(sims, np.float32)
+    return pool_segments(sims, np.array([0]), np.array([sims.shape[1]]), params, log_weights)[:, 0]
 
 
-def _penalty(profile: Profile, cand: np.ndarray, params: ScoringParams) -> np.ndarray | float:
-    if profile.dislikes is None or not len(profile.dislike_ids):
-        return 0.0
-    neg = (cand @ np.asarray(profile.dislikes, np.float32).T).max(axis=1)
-    return params.dislike_weight * np.maximum(0.0, neg - params.dislike_floor)
+@dataclass
+class Shared:
+    """Similarities of every distinct liked paper to the candidates, computed once for many profiles (users
+    like papers from the same daily listings): ``emb`` and ``lex`` are (distinct likes, candidates); ``cols[j]``
+    gives, for each positive of profile j, its row there (-1: not shared, e.g. the interest)."""
+
+    cols: list[np.ndarray | None]
+    emb: np.ndarray
+    lex: np.ndarray | None
+
+    def view(self, start: int, stop: int) -> Shared:
+        return Shared(self.cols[start:stop], self.emb, self.lex)
+
+
+SHARED_BUDGET_BYTES = 768 * 2**20
+LEX_ROWS_PER_PRODUCT = 4096  # sparse products are chunked so their sparse result stays small
+
+
+def _lex_sims(rows: sp.csr_matrix, cand_lex: sp.csr_matrix) -> np.ndarray:
+    """Dense (rows, candidates) tf-idf cosines, computed in chunks of rows."""
+    out = np.empty((rows.shape[0], cand_lex.shape[0]), np.float32)
+    cand_t = cand_lex.T.tocsc()
+    for s in range(0, rows.shape[0], LEX_ROWS_PER_PRODUCT):
+        out[s:s + LEX_ROWS_PER_PRODUCT] = (rows[s:s + LEX_ROWS_PER_PRODUCT] @ cand_t).toarray()
+    return out
+
+
+def shared_likes(blocks: list[Positives | None], cand: np.ndarray, cand_lex: sp.csr_matrix | None,
+                 params: ScoringParams) -> Shared | None:
+    """The :class:`Shared` cosines when enough likes are shared and they fit the memory budget, else None.
+    A like is shared with an earlier one of the same id only if its vector and tf-idf row match it (checked
+    on fingerprints: their products with fixed random probes)."""
+    if params.method == "mean":
+        return None
+    use_lex = cand_lex is not None and params.lexical_weight > 0 and all(
+        b is None or b.lex is not None for b in blocks)
+    rng = np.random.default_rng(0)
+    dim = next((b.vecs.shape[1] for b in blocks if b is not None), 0)
+    probe = rng.standard_normal(dim).astype(np.float32)
+    probe_lex = rng.standard_normal(cand_lex.shape[1]).astype(np.float32) if use_lex and cand_lex is not None \
+        else None
+    first: dict[str, tuple[int, float, float]] = {}  # id -> (row, fingerprint, tf-idf fingerprint)
+    src: list[tuple[int, int]] = []  # (block, position) of each distinct row
+    cols: list[np.ndarray | None] = []
+    total = 0
+    for j, b in enumerate(blocks):
+        if b is None:
+            cols.append(None)
+            continue
+        fp = b.vecs @ probe
+        fpl = b.lex @ probe_lex if probe_lex is not None and b.lex is not None else np.zeros(len(fp), np.float32)
+        c = np.full(len(b.labels), -1, np.int64)
+        for i, label in enumerate(b.labels):
+            if label is None:
+                continue
+            total += 1
+            known = first.get(label)
+            if known is None:
+                first[label] = (len(src), float(fp[i]), float(fpl[i]))
+                c[i] = len(src)
+                src.append((j, i))
+            elif known[1] == float(fp[i]) and known[2] == float(fpl[i]):
+                c[i] = known[0]
+        cols.append(c)
+    if not src or len(src) > 0.75 * total or \
+            len(cand) * len(src) * 4 * (2 if use_lex else 1) > SHARED_BUDGET_BYTES:
+        return None
+    emb = np.stack([blocks[j].vecs[i] for j, i in src]).astype(np.float32) @ cand.T  # type: ignore[union-attr]
+    lex = None
+    if use_lex and cand_lex is not None:
+        rows = sp.vstack([blocks[j].lex[i] for j, i in src]).tocsr()  # type: ignore[union-attr,index]
+        lex = _lex_sims(rows, cand_lex)
+    return Shared(cols, emb, lex)
+
+
+@dataclass
+class Block:
+    """Scores of a block of profiles over n candidates: ``score`` and ``semantic`` are (n, U); ``sims`` (the
+    similarities that rank) and ``emb`` (embedding cosines) are (n, P) over the stacked positives, columns
+    ``offsets[j]:offsets[j] + widths[j]`` belonging to profile j (width 0: an empty profile)."""
+
+    score: np.ndarray
+    semantic: np.ndarray
+    sims: np.ndarray
+    emb: np.ndarray
+    offsets: np.ndarray
+    widths: np.ndarray
+    labels: list[list[str | None]]
+
+    def nearest(self, j: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For candidate ``rows`` of profile ``j``: index of the positive behind each score, its embedding cos."""
+        o, w = int(self.offsets[j]), int(self.widths[j])
+        if w == 0:
+            return np.full(len(rows), -1), np.zeros(len(rows), np.float32)
+        idx = self.sims[rows, o:o + w].argmax(axis=1)
+        return idx, self.emb[rows, o + idx]
+
+
+def score_block(profiles: list[Profile], blocks: list[Positives | None], cand: np.ndarray,
+                cand_lex: sp.csr_matrix | None, params: ScoringParams, shared: Shared | None = None,
+                semantic: bool = True) -> Block:
+    """THE scoring kernel: scores of ``profiles`` (with their :meth:`Profile.condensed` ``blocks``) for the
+    candidate vectors ``cand`` (n, d), tf-idf rows ``cand_lex`` optional. ``semantic=False`` skips the
+    embedding-only pooling when no threshold needs it (it then equals the ranking score's)."""
+    n = len(cand)
+    widths = np.array([0 if b is None else len(b.vecs) for b in blocks], dtype=np.int64)
+    offsets = np.r_[0, np.cumsum(widths)[:-1]].astype(np.int64)
+    live = [j for j, b in enumerate(blocks) if b is not None]
+    labels = [[] if b is None else b.labels for b in blocks]
+    total = int(widths.sum())
+    out = np.zeros((n, len(blocks)), np.float32)
+    if not live or n == 0:
+        empty = np.zeros((n, total), np.float32)
+        return Block(out, out.copy(), empty, empty, offsets, widths, labels)
+    w = params.lexical_weight if params.method != "mean" and cand_lex is not None else 0.0
+    has_lex = [j for j in live if w > 0 and blocks[j].lex is not None]  # type: ignore[union-attr]
+    # embedding (and tf-idf) similarities of the candidates to every stacked positive
+    emb = np.empty((n, total), np.float32)
+    lex = np.zeros((n, total), np.float32) if has_lex else None
+    gather_cols: list[int] = []
+    gather_at: list[int] = []
+    own_at: list[int] = []
+    own_vecs: list[np.ndarray] = []
+    own_lex_at: list[int] = []
+    own_lex: list[sp.csr_matrix] = []
+    lex_set = set(has_lex)
+    for j in live:
+        b = blocks[j]
+        assert b is not None
+        o = int(offsets[j])
+        shared_cols = shared.cols[j] if shared is not None and (j not in lex_set or shared.lex is not None) \
+            else None
+        for i in range(len(b.labels)):
+            c = -1 if shared_cols is None else int(shared_cols[i])
+            if c >= 0:
+                gather_cols.append(c)
+                gather_at.append(o + i)
+            else:
+                own_at.append(o + i)
+                own_vecs.append(b.vecs[i])
+                if j in lex_set:
+                    own_lex_at.append(o + i)
+                    own_lex.append(b.lex[i])  # type: ignore[index]
+    if gather_cols:
+        assert shared is not None
+        gc = np.asarray(gather_cols)
+        emb[:, gather_at] = shared.emb[gc].T
+        if lex is not None and shared.lex is not None:
+            lex[:, gather_at] = shared.lex[gc].T
+    if own_vecs:
+        emb[:, own_at] = cand @ np.stack(own_vecs).astype(np.float32).T
+    if own_lex and lex is not None:
+        assert cand_lex is not None
+        lex[:, own_lex_at] = _lex_sims(sp.vstack(own_lex).tocsr(), cand_lex).T
+    if lex is not None and len(has_lex) < len(live):  # profiles without tf-idf rows rank on embeddings
+        plain = np.concatenate([np.arange(offsets[j], offsets[j] + widths[j]) for j in live if j not in lex_set])
+        lex[:, plain] = emb[:, plain]
+    if lex is not None:
+        sims = lex
+        sims *= np.float32(w)
+        sims += np.float32(1 - w) * emb
+    else:
+        sims = emb
+    live_off, live_w = offsets[live], widths[live]
+    logw = np.concatenate([blocks[j].logw for j in live])  # type: ignore[union-attr]
+    if params.method == "mean":
+        ranking = cand @ np.stack([centroid(profiles[j]) for j in live]).T
+        sem = ranking
+    else:
+        ranking = pool_segments(sims, live_off, live_w, params, logw)
+        sem = ranking if sims is emb or not semantic else pool_segments(emb, live_off, live_w, params, logw)
+        if params.method == "hybrid":
+            cent = cand @ np.stack([centroid(profiles[j]) for j in live]).T
+            ranking = params.mix * ranking + (1 - params.mix) * cent
+            sem = params.mix * sem + (1 - params.mix) * cent
+    penalty = _penalties([profiles[j] for j in live], cand, params)
+    if penalty is not None:
+        ranking = ranking - penalty
+        sem = sem - penalty
+    out[:, live] = ranking
+    sem_out = np.zeros_like(out)
+    sem_out[:, live] = sem
+    return Block(out, sem_out, sims, emb, offsets, widths, labels)
+
+
+def _penalties(profiles: list[Profile], cand: np.ndarray, params: ScoringParams) -> np.ndarray | None:
+    """(n, U) dislike penalties, None when nobody has dislikes."""
+    with_dislikes = [j for j, p in enumerate(profiles) if p.dislikes is not None and len(p.dislike_ids)]
+    if not with_dislikes:
+        return None
+    blocks = [np.asarray(profiles[j].dislikes, np.float32) for j in with_dislikes]
+    offsets = np.r_[0, np.cumsum([len(b) for b in blocks])[:-1]]
+    neg = np.maximum.reduceat(cand @ np.concatenate(blocks).T, offsets, axis=1)
+    out = np.zeros((len(cand), len(profiles)), np.float32)
+    out[:, with_dislikes] = params.dislike_weight * np.maximum(0.0, neg - params.dislike_floor)
+    return out
 
 
 def score(profile: Profile, candidates: np.ndarray, params: ScoringParams | None = None,
           candidates_lex: sp.csr_matrix | None = None) -> Scores:
-    """Score candidate vectors (n, d) against a profile; an empty profile scores everything 0.
-
-    With ``candidates_lex`` (tf-idf rows of the candidates), a profile carrying ``positives_lex`` and
-    ``params.lexical_weight`` > 0, each like's similarity is ``(1 - w) * embedding cos + w * tf-idf cos``
-    before pooling; the embedding-only score is kept in ``Scores.semantic`` for thresholds, and the reason
-    names the liked paper closest by that similarity with its embedding cosine.
-    """
+    """Score candidate vectors (n, d) against one profile (the kernel :func:`score_block` on one profile);
+    an empty profile scores everything 0. The reason for each score is the positive item closest by the
+    similarity that ranks (tf-idf mixed in when given), with its embedding cosine."""
     params = params or ScoringParams()
     cand = np.asarray(candidates, dtype=np.float32)
     n = len(cand)
-    pos, labels = profile.positives()
+    pos = profile.condensed(params.max_positives)
     if pos is None or n == 0:
-        return Scores(np.zeros(n, np.float32), np.full(n, -1), np.zeros(n, np.float32), labels)
-    sims = cand @ pos.T  # (n, m)
-    penalty = _penalty(profile, cand, params)
-    if params.method == "mean":
-        s = (cand @ centroid(profile) - penalty).astype(np.float32)
-        nearest = sims.argmax(axis=1)
-        return Scores(s, nearest, sims[np.arange(n), nearest].astype(np.float32), labels)
-    condensed = bool(params.max_positives and len(profile.like_ids) > params.max_positives)
-
-    def pooled(matrix: np.ndarray) -> np.ndarray:
-        if condensed:
-            cpos, logw = profile.condensed(params.max_positives)
-            return pool(cand @ cpos.T, params, logw)
-        return pool(matrix, params)
-
-    semantic = pooled(sims)
-    if params.method == "hybrid":
-        semantic = params.mix * semantic + (1 - params.mix) * (cand @ centroid(profile))
-    semantic = semantic - penalty
-    w = params.lexical_weight
-    if w > 0 and candidates_lex is not None and profile.positives_lex is not None and not condensed:
-        mixed = (1 - w) * sims + w * (candidates_lex @ profile.positives_lex.T).toarray()
-        ranking = pool(mixed, params) - penalty
-        nearest = mixed.argmax(axis=1)
-    else:
-        ranking = semantic
-        nearest = sims.argmax(axis=1)
-    return Scores(np.asarray(ranking, np.float32), nearest, sims[np.arange(n), nearest].astype(np.float32), labels,
-                  np.asarray(semantic, np.float32))
+        return Scores(np.zeros(n, np.float32), np.full(n, -1), np.zeros(n, np.float32),
+                      [] if pos is None else pos.labels)
+    block = score_block([profile], [pos], cand, candidates_lex, params)
+    nearest, cos = block.nearest(0, np.arange(n))
+    return Scores(block.score[:, 0], nearest, cos.astype(np.float32), pos.labels, block.semantic[:, 0])
 
 
 def why_line(label: str | None, cos: float, interest: str = "") -> str:
@@ -224,137 +422,35 @@ def why_line(label: str | None, cos: float, interest: str = "") -> str:
     return f"close to your liked {label} (cos {cos:.2f})"
 
 
-def score_many(profiles: list[Profile], candidates: np.ndarray, params: ScoringParams | None = None,
-               max_columns: int = 8192, candidates_lex: sp.csr_matrix | None = None) -> np.ndarray:
-    """Scores (n_candidates, n_profiles) of many profiles at once, as :func:`score` gives one by one.
-
-    Profiles are processed in chunks whose positive items are stacked into one matrix, so a day's candidates
-    meet thousands of users in a few large matrix products; per-user pooling uses segment reductions.
-    """
-    params = params or ScoringParams()
-    cand = np.asarray(candidates, dtype=np.float32)
-    out = np.zeros((len(cand), len(profiles)), dtype=np.float32)
-    shared = _shared_likes(profiles, cand, params)
+def chunks(blocks: list[Positives | None], max_columns: int) -> list[tuple[int, int]]:
+    """(start, stop) ranges of profiles whose stacked positives fit ``max_columns`` (at least one each)."""
+    out = []
     start = 0
-    while start < len(profiles):
+    while start < len(blocks):
         stop, cols = start, 0
-        while stop < len(profiles) and (stop == start or
-                                        cols + _width(profiles[stop], params.max_positives) <= max_columns):
-            cols += _width(profiles[stop], params.max_positives)
+        while stop < len(blocks):
+            width = 0 if blocks[stop] is None else len(blocks[stop].vecs)  # type: ignore[union-attr]
+            if stop > start and cols + width > max_columns:
+                break
+            cols += width
             stop += 1
-        part = None if shared is None else (shared[0][start:stop], shared[1])
-        _score_chunk(profiles[start:stop], cand, params, out[:, start:stop], candidates_lex, part)
+        out.append((start, stop))
         start = stop
     return out
 
 
-SHARED_BUDGET_BYTES = 768 * 2**20
-
-
-def _shared_likes(profiles: list[Profile], cand: np.ndarray, params: ScoringParams
-                  ) -> tuple[list[list[int]], np.ndarray] | None:
-    """Cosines of every distinct liked paper to the candidates, computed once, when users share enough likes
-    (they like papers from the same daily listings) and the matrix fits the memory budget; else None.
-    Returns each profile's rows into that (distinct likes, candidates) matrix."""
-    if params.method == "mean" or params.max_positives:
-        return None
-    col: dict[str, int] = {}
-    rows: list[np.ndarray] = []
-    per_profile: list[list[int]] = []
-    total = 0
-    for p in profiles:
-        cols: list[int] = []
-        if p.likes is not None:
-            for i, pid in enumerate(p.like_ids):
-                total += 1
-                c = col.get(pid)
-                if c is None or not np.array_equal(rows[c], p.likes[i]):  # same id, same vector, or not shared
-                    c = len(rows)
-                    rows.append(p.likes[i])
-                    col.setdefault(pid, c)
-                cols.append(c)
-        per_profile.append(cols)
-    if not rows or len(rows) > 0.75 * total or len(cand) * len(rows) * 4 > SHARED_BUDGET_BYTES:
-        return None
-    return per_profile, np.stack(rows).astype(np.float32) @ cand.T
-
-
-def _width(p: Profile, max_positives: int = 0) -> int:
-    likes = len(p.like_ids)
-    return (min(likes, max_positives) if max_positives else likes) + (p.interest_vec is not None)
-
-
-def _score_chunk(profiles: list[Profile], cand: np.ndarray, params: ScoringParams, out: np.ndarray,
-                 cand_lex: sp.csr_matrix | None = None,
-                 shared: tuple[list[list[int]], np.ndarray] | None = None) -> None:
-    live = [j for j, p in enumerate(profiles) if not p.empty]
-    if not live:
-        return
-    if params.method in ("mean", "hybrid"):
-        cent = cand @ np.stack([centroid(profiles[j]) for j in live]).T
-    if params.method == "mean":
-        out[:, live] = cent
-    else:
-        blocks, widths, logws = [], [], []
-        for j in live:
-            pos, logw = profiles[j].condensed(params.max_positives)
-            blocks.append(pos)
-            logws.append(logw)
-            widths.append(len(pos))
-        if shared is None:
-            sims = cand @ np.concatenate(blocks).T  # (n, total positives)
-        else:  # gather the precomputed cosines of shared likes; only interests are new products
-            cols_of, matrix = shared
-            like_cols: list[int] = []
-            like_pos: list[int] = []
-            extra_vecs: list[np.ndarray] = []
-            extra_pos: list[int] = []
-            at = 0
-            for j, block in zip(live, blocks):
-                p = profiles[j]
-                k = len(p.like_ids) if p.likes is not None else 0
-                like_cols.extend(cols_of[j][:k])
-                like_pos.extend(range(at, at + k))
-                for r in range(k, len(block)):
-                    extra_vecs.append(block[r])
-                    extra_pos.append(at + r)
-                at += len(block)
-            sims = np.empty((len(cand), at), dtype=np.float32)
-            if like_cols:
-                sims[:, like_pos] = matrix[like_cols].T  # contiguous row gather, then one transpose
-            if extra_vecs:
-                sims[:, extra_pos] = cand @ np.stack(extra_vecs).T
-        logw_all = np.concatenate(logws)
-        w = params.lexical_weight
-        if w > 0 and cand_lex is not None and not params.max_positives:
-            lex_blocks, wcol = [], []
-            for j, width in zip(live, widths):
-                lex = profiles[j].positives_lex
-                has = lex is not None and lex.shape[0] == width
-                lex_blocks.append(lex if has else sp.csr_matrix((width, cand_lex.shape[1]), dtype=np.float32))
-                wcol.append(np.full(width, w if has else 0.0, np.float32))
-            lex_sims = (cand_lex @ sp.vstack(lex_blocks).T).toarray()
-            wv = np.concatenate(wcol)[None, :]
-            sims = sims * (1 - wv) + lex_sims * wv
-        offsets = np.r_[0, np.cumsum(widths)[:-1]]
-        if params.method == "max":
-            pooled = np.maximum.reduceat(sims, offsets, axis=1)
-        elif params.method in ("softmax", "hybrid"):
-            # cosines are within [-1, 1], so exp(cos / tau) cannot overflow float32 for tau >= 0.012:
-            # no max-subtraction needed, and the work is done in place on one temporary
-            e = sims * np.float32(1.0 / params.tau)
-            e += logw_all[None, :]
-            np.exp(e, out=e)
-            den = np.add.reduceat(e, offsets, axis=1)
-            e *= sims
-            pooled = np.add.reduceat(e, offsets, axis=1) / den
-        else:  # knn: per profile (k-th largest within a segment has no reduceat form)
-            pooled = np.stack([pool(sims[:, o:o + w], params) for o, w in zip(offsets, widths)], axis=1)
-        out[:, live] = pooled if params.method != "hybrid" else params.mix * pooled + (1 - params.mix) * cent
-    with_dislikes = [j for j in live if profiles[j].dislikes is not None and len(profiles[j].dislike_ids)]
-    if with_dislikes:
-        neg_blocks = [np.asarray(profiles[j].dislikes, np.float32) for j in with_dislikes]
-        widths = [len(b) for b in neg_blocks]
-        offsets = np.r_[0, np.cumsum(widths)[:-1]]
-        neg = np.maximum.reduceat(cand @ np.concatenate(neg_blocks).T, offsets, axis=1)
-        out[:, with_dislikes] -= params.dislike_weight * np.maximum(0.0, neg - params.dislike_floor)
+def score_many(profiles: list[Profile], candidates: np.ndarray, params: ScoringParams | None = None,
+               max_columns: int = 8192, candidates_lex: sp.csr_matrix | None = None,
+               semantic: bool = False) -> np.ndarray:
+    """Scores (n_candidates, n_profiles) of many profiles at once through the same kernel as :func:`score`
+    (the embedding-only ``semantic`` scores instead when asked)."""
+    params = params or ScoringParams()
+    cand = np.asarray(candidates, dtype=np.float32)
+    blocks = [p.condensed(params.max_positives) for p in profiles]
+    shared = shared_likes(blocks, cand, candidates_lex, params)
+    out = np.zeros((len(cand), len(profiles)), dtype=np.float32)
+    for start, stop in chunks(blocks, max_columns):
+        b = score_block(profiles[start:stop], blocks[start:stop], cand, candidates_lex, params,
+                        shared.view(start, stop) if shared is not None else None)
+        out[:, start:stop] = b.semantic if semantic else b.score
+    return out

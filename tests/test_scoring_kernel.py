@@ -1,0 +1,107 @@
+"""One scoring kernel: one profile at a time and many at once give the same scores and the same digests, with
+tf-idf on (the product default), dislikes, interests, condensed likes and per-user thresholds."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recommender.ranking.digest import rank, rank_many
+from recommender.ranking.profile import Profile, ScoringParams, score, score_many
+
+DIM, VOCAB = 24, 300
+
+
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.standard_normal((n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _lex(rng: np.random.Generator, n: int, nnz: int = 12) -> sp.csr_matrix:
+    m = sp.random(n, VOCAB, density=nnz / VOCAB, format="csr", dtype=np.float32, random_state=rng)
+    m.data = np.abs(m.data) + 0.01
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    return sp.diags(1 / np.maximum(norms, 1e-12)).dot(m).tocsr().astype(np.float32)
+
+
+def _world(seed: int = 7) -> tuple[list[Profile], list[str], np.ndarray, sp.csr_matrix]:
+    """40 candidates; profiles liking from a pool of 30 papers (so shared likes are used), some with an
+    interest, dislikes, many likes (condensed with max_positives), or no tf-idf rows; one empty."""
+    rng = np.random.default_rng(seed)
+    pool, pool_lex = _unit(rng, 30), _lex(rng, 30)
+    cands, cand_lex = _unit(rng, 40), _lex(rng, 40)
+    profiles: list[Profile] = []
+    for u in range(24):
+        m = [1, 2, 5, 12, 20][u % 5]
+        pick = rng.choice(30, size=m, replace=False)
+        p = Profile(like_ids=[f"p{i}" for i in pick], likes=pool[pick])
+        rows = [pool_lex[pick]]
+        if u % 3 == 0:
+            p.interest, p.interest_vec = f"interest {u}", _unit(rng, 1)[0]
+            rows.append(_lex(rng, 1))
+        if u % 4 == 1:
+            p.dislike_ids, p.dislikes = ["d1", "d2"], _unit(rng, 2)
+        if u % 7 != 6:  # a few profiles without tf-idf rows rank on embeddings only
+            p.positives_lex = sp.vstack(rows).tocsr()
+        profiles.append(p)
+    profiles.append(Profile())
+    profiles.append(Profile(interest="only an interest", interest_vec=_unit(rng, 1)[0],
+                            positives_lex=_lex(rng, 1)))
+    return profiles, [f"c{i}" for i in range(40)], cands, cand_lex
+
+
+PARAMS = [ScoringParams(), ScoringParams(max_positives=4), ScoringParams("hybrid"), ScoringParams("max"),
+          ScoringParams("knn"), ScoringParams("mean"), ScoringParams(lexical_weight=0.0)]
+
+
+@pytest.mark.parametrize("params", PARAMS, ids=lambda p: f"{p.method}-w{p.lexical_weight}-m{p.max_positives}")
+def test_single_and_batched_scores_agree_with_tfidf_on(params: ScoringParams) -> None:
+    profiles, _, cands, cand_lex = _world()
+    ranking = score_many(profiles, cands, params, max_columns=16, candidates_lex=cand_lex)
+    semantic = score_many(profiles, cands, params, max_columns=16, candidates_lex=cand_lex, semantic=True)
+    differs = False
+    for j, p in enumerate(profiles):
+        one = score(p, cands, params, cand_lex)
+        assert np.allclose(ranking[:, j], one.score, atol=1e-5), j
+        assert np.allclose(semantic[:, j], one.semantic, atol=1e-5), j
+        differs |= not np.allclose(one.score, one.semantic, atol=1e-3)
+    # tf-idf really is part of the ranking score (except where it is off or ignored by design)
+    assert differs == (params.lexical_weight > 0 and params.method != "mean")
+
+
+@pytest.mark.parametrize("params", PARAMS, ids=lambda p: f"{p.method}-w{p.lexical_weight}-m{p.max_positives}")
+def test_rank_and_rank_many_give_the_same_digests_threshold_included(params: ScoringParams) -> None:
+    profiles, ids, cands, cand_lex = _world()
+    thresholds = [None if j % 5 == 0 else 0.2 + 0.06 * (j % 4) for j in range(len(profiles))]
+    many = rank_many(profiles, ids, cands, n=6, min_score=thresholds, params=params, lexical=cand_lex,
+                     max_columns=16)
+    short = 0
+    for j, p in enumerate(profiles):
+        one = rank(p, ids, cands, n=6, min_score=thresholds[j], params=params, lexical=cand_lex)
+        assert [(r.paper_id, r.why) for r in many[j]] == [(r.paper_id, r.why) for r in one], j
+        assert [r.score for r in many[j]] == pytest.approx([r.score for r in one], abs=1e-5)
+        if p.empty:
+            assert one == []
+            continue
+        # the threshold removes candidates before the top n is taken: a user gets n papers whenever
+        # at least n candidates reach their minimum score
+        s = score(p, cands, params, cand_lex)
+        passing = int(np.sum(s.semantic >= thresholds[j])) if thresholds[j] is not None else len(ids)
+        assert len(one) == min(6, passing), j
+        short += passing < 6
+        assert all(r.similarity is not None and r.similarity >= (thresholds[j] or -9) for r in one)
+    assert short > 0  # some users have a thin day: the threshold is exercised
+
+
+def test_condensed_positives_follow_changed_likes() -> None:
+    rng = np.random.default_rng(3)
+    likes = _unit(rng, 12)
+    prof = Profile(like_ids=[f"l{i}" for i in range(12)], likes=likes)
+    before = prof.condensed(4)
+    assert before is not None and len(before.vecs) == 4 and np.isclose(np.exp(before.logw).sum(), 12)
+    prof.like_ids, prof.likes = prof.like_ids[:3], likes[:3]  # likes changed: nothing stale comes back
+    after = prof.condensed(4)
+    assert after is not None and after.labels == ["l0", "l1", "l2"] and np.all(after.logw == 0)
+    cands = _unit(rng, 5)
+    assert np.allclose(score(prof, cands, ScoringParams(max_positives=4)).score,
+                       score(prof, cands, ScoringParams()).score, atol=1e-6)
