@@ -6,16 +6,28 @@ through :class:`ArxivClient`, which keeps at most one API request every ``api_de
 after a bounded patience (arXiv sometimes answers an empty page while throttling). Responses are parsed
 with feedparser into :class:`~recommender.models.Paper` objects; anything that is not a feed (an HTML error
 page, malformed XML, an API error entry) raises :class:`ArxivError` with a clear message.
+
+Politeness is one budget for the whole machine, not per client (see :mod:`recommender.engine.concurrency`):
+every API request of every client in the process reserves the next slot from one limiter per API host, and
+from ``<home>/arxiv_budget`` (the latest reserved slot, updated under ``fcntl.flock``) shared with every other
+process on the same state directory; a slot is ``api_delay`` seconds after the previous one. ``Retry-After``
+pushes the shared slot out as well. Every wait and request is interruptible: :func:`request_shutdown` (the
+bot calls it on SIGTERM/SIGINT) or :meth:`ArxivClient.close` makes waiting and later calls raise
+:class:`ArxivShutdown` at once.
 """
 from __future__ import annotations
 
 import email.utils
+import fcntl
 import logging
+import os
 import re
 import threading
 import time
-from datetime import date, datetime, timezone
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import feedparser
 import httpx
@@ -35,6 +47,120 @@ ABSTRACT_PREFIX = re.compile(
 
 class ArxivError(RuntimeError):
     """arXiv could not be reached or answered something that is not a usable feed."""
+
+
+class ArxivShutdown(ArxivError):
+    """The process is shutting down (:func:`request_shutdown`) or the client was closed: nothing more is sent."""
+
+
+_SHUTDOWN = threading.Event()
+_POLL = 0.1  # seconds between checks of the stop events while waiting for a slot, a backoff or an answer
+MAX_WAIT = 600.0  # never wait longer than this for a slot (guards against a clock set back, a wild Retry-After)
+
+
+def request_shutdown() -> None:
+    """Stop all arXiv traffic of this process: every client's waits and requests raise :class:`ArxivShutdown`
+    within ~0.1 s, and so does every later call."""
+    _SHUTDOWN.set()
+
+
+def reset_shutdown() -> None:
+    """Allow arXiv traffic again after :func:`request_shutdown` (tests; a process that serves again)."""
+    _SHUTDOWN.clear()
+
+
+def shutting_down() -> bool:
+    return _SHUTDOWN.is_set()
+
+
+class Budget:
+    """The politeness budget of one API host: one per process (:func:`budget_for`), shared by all clients,
+    and, through ``path``, with other processes on the same state directory.
+
+    :meth:`reserve` hands out slots (wall-clock times) at least ``delay`` seconds apart: the next one is
+    ``max(now, latest slot + delay)``, the latest slot being the later of this process's and the file's. The
+    caller waits until its slot. :meth:`defer` moves the next slot to no earlier than a given time (a
+    ``Retry-After``)."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self._lock = threading.Lock()
+        self._latest = 0.0  # the latest slot handed out in this process (time.time())
+
+    def reserve(self, delay: float, path: Path | None) -> float:
+        with self._lock:
+            now = time.time()
+            latest = max(self._latest, self._file_latest(path, now)) if path else self._latest
+            slot = min(max(now, latest + delay), now + max(delay, MAX_WAIT))
+            self._latest = slot
+            if path:
+                self._file_update(path, slot)
+            return slot
+
+    def defer(self, until: float, delay: float, path: Path | None) -> None:
+        """The next slot is no earlier than ``until`` (wall clock)."""
+        latest = min(until, time.time() + MAX_WAIT) - delay
+        with self._lock:
+            self._latest = max(self._latest, latest)
+            if path:
+                self._file_update(path, latest)
+
+    @staticmethod
+    def _locked(path: Path) -> int | None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            log.warning("arXiv budget file %s unusable (%s); pacing this process only", path, exc)
+            return None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    def _file_latest(self, path: Path, now: float) -> float:
+        fd = self._locked(path)
+        if fd is None:
+            return 0.0
+        try:
+            raw = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            value = float(raw) if raw else 0.0
+        except ValueError:
+            value = 0.0
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        return value if value < now + MAX_WAIT else 0.0  # a value far in the future is garbage: ignore it
+
+    def _file_update(self, path: Path, slot: float) -> None:
+        """Raise the file's latest slot to ``slot`` (read-compare-write under the lock; never lowered)."""
+        fd = self._locked(path)
+        if fd is None:
+            return
+        try:
+            raw = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            try:
+                current = float(raw) if raw else 0.0
+            except ValueError:
+                current = 0.0
+            if slot > current or current > time.time() + MAX_WAIT:
+                data = f"{slot:.6f}\n".encode("ascii")
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, data, 0)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+_BUDGETS: dict[str, Budget] = {}
+_BUDGETS_LOCK = threading.Lock()
+
+
+def budget_for(url: str) -> Budget:
+    """The one budget of this process for the host of ``url``."""
+    host = urlsplit(url).netloc.lower()
+    with _BUDGETS_LOCK:
+        if host not in _BUDGETS:
+            _BUDGETS[host] = Budget(host)
+        return _BUDGETS[host]
 
 
 def clean_title(text: str) -> str:
@@ -61,7 +187,7 @@ def split_authors(text: str | Sequence[str] | None) -> list[str]:
 def _iso(struct: time.struct_time | None) -> str | None:
     if struct is None:
         return None
-    return datetime(*struct[:6], tzinfo=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime(*struct[:6], tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_feed(parsed: feedparser.FeedParserDict, what: str, kind: str) -> None:
@@ -125,7 +251,7 @@ def _listing_day(value: str | None) -> str | None:
         return email.utils.parsedate_to_datetime(value).date().isoformat()
     except (TypeError, ValueError):
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).date().isoformat()
+            return datetime.fromisoformat(value).date().isoformat()
         except ValueError:
             return None
 
@@ -163,35 +289,97 @@ def parse_api(content: bytes | str, source: str = "api") -> tuple[list[Paper], i
 
 
 class ArxivClient:
-    """HTTP client for arXiv's RSS and query API, polite and patient."""
+    """HTTP client for arXiv's RSS and query API, polite and patient; safe to share between threads.
 
-    def __init__(self, settings: Settings, sleep: Callable[[float], None] = time.sleep,
-                 http: httpx.Client | None = None) -> None:
+    ``timeout`` and ``retries`` may lower the settings for interactive look-ups (:meth:`interactive`); the
+    delay between requests is always the setting's ``api_delay``, shared with every other client (the
+    budget). ``sleep`` replaces waiting (tests); it is still interrupted by shutdown before and after."""
+
+    def __init__(self, settings: Settings, sleep: Callable[[float], None] | None = None,
+                 http: httpx.Client | None = None, timeout: float | None = None,
+                 retries: int | None = None) -> None:
         self.settings = settings
+        self.timeout = min(settings.api_timeout, timeout) if timeout is not None else settings.api_timeout
+        self.retries = min(settings.api_retries, retries) if retries is not None else settings.api_retries
         self._sleep = sleep
-        self._http = http or httpx.Client(timeout=settings.api_timeout, follow_redirects=True,
+        self._closed = threading.Event()
+        self._http = http or httpx.Client(timeout=self.timeout, follow_redirects=True,
                                           headers={"User-Agent": USER_AGENT})
-        self._lock = threading.Lock()
-        self._last_request = 0.0
+        self._budget = budget_for(settings.api_url)
+        self._budget_file: Path | None = Path(settings.home) / "arxiv_budget"
+
+    @classmethod
+    def interactive(cls, settings: Settings) -> ArxivClient:
+        """A client for look-ups a user waits for: fails faster (at most 2 retries, 15 s timeout), same delay."""
+        return cls(settings, timeout=min(settings.api_timeout, 15.0), retries=min(settings.api_retries, 2))
 
     def close(self) -> None:
+        """Close the connections; a wait or request of this client in another thread raises ArxivShutdown."""
+        self._closed.set()
         self._http.close()
 
+    # -- waiting and requests, interruptible ----------------------------------------------------------------
+    def _check_stop(self) -> None:
+        if _SHUTDOWN.is_set():
+            raise ArxivShutdown("arXiv requests stopped: the process is shutting down")
+        if self._closed.is_set():
+            raise ArxivShutdown("arXiv requests stopped: the client was closed")
+
+    def _wait(self, seconds: float) -> None:
+        self._check_stop()
+        if seconds <= 0:
+            return
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            deadline = time.monotonic() + seconds
+            while (left := deadline - time.monotonic()) > 0:
+                if _SHUTDOWN.wait(min(left, _POLL)):
+                    break
+                if self._closed.is_set():
+                    break
+        self._check_stop()
+
+    def _request(self, url: str, params: dict[str, str | int] | None) -> httpx.Response:
+        """One GET on a daemon thread, so a stop request need not wait for a silent server (the abandoned
+        request ends at its own timeout)."""
+        self._check_stop()
+        box: dict[str, object] = {}
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                box["response"] = self._http.get(url, params=params, timeout=self.timeout)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="arxiv-request", daemon=True).start()
+        while not done.wait(_POLL):
+            self._check_stop()
+        self._check_stop()
+        if "error" in box:
+            raise box["error"]  # type: ignore[misc]
+        response = box["response"]
+        assert isinstance(response, httpx.Response)
+        return response
+
     def _get(self, url: str, params: dict[str, str | int] | None = None, polite: bool = True) -> bytes:
-        """GET with pacing and retries; returns the body of a 200 answer."""
-        attempts = max(1, self.settings.api_retries + 1)
-        delay = max(self.settings.api_delay, 0.5) if self.settings.api_delay > 0 else 0.0
+        """GET with pacing (the shared budget) and retries; returns the body of a 200 answer."""
+        attempts = max(1, self.retries + 1)
+        api_delay = max(self.settings.api_delay, 0.0)
+        delay = max(api_delay, 0.5) if api_delay > 0 else 0.0
+        budget_file = self._budget_file
         for attempt in range(attempts):
-            with self._lock:
-                if polite:
-                    wait = self._last_request + self.settings.api_delay - time.monotonic()
-                    if wait > 0:
-                        self._sleep(wait)
-                self._last_request = time.monotonic()
+            self._check_stop()
+            if polite:
+                slot = self._budget.reserve(api_delay, budget_file)
+                self._wait(slot - time.time())
             problem: str
             retry_after: float | None = None
             try:
-                resp = self._http.get(url, params=params)
+                resp = self._request(url, params)
             except httpx.TimeoutException:
                 problem = "timed out"
             except httpx.HTTPError as exc:
@@ -206,11 +394,13 @@ class ArxivClient:
                     retry_after = float(resp.headers.get("Retry-After", ""))
                 except ValueError:
                     retry_after = None
+            if polite and retry_after:
+                self._budget.defer(time.time() + retry_after, api_delay, budget_file)
             if attempt == attempts - 1:
                 raise ArxivError(f"{url} {problem}; gave up after {attempts} attempts")
             backoff = max(retry_after or 0.0, delay * (2 ** attempt))
             log.warning("%s %s; retrying in %.1fs (attempt %d/%d)", url, problem, backoff, attempt + 1, attempts)
-            self._sleep(backoff)
+            self._wait(backoff)
         raise AssertionError("unreachable")
 
     # -- RSS ----------------------------------------------------------------------------------------------
@@ -259,7 +449,7 @@ class ArxivClient:
                     raise ArxivError(
                         f"arXiv kept answering empty pages for {category} at offset {offset} of {total} "
                         f"({empty_runs} tries); try again later")
-                self._sleep(self.settings.api_delay * (2 ** empty_runs))
+                self._wait(self.settings.api_delay * (2 ** empty_runs))
                 continue
             empty_runs = 0
             yield from papers
