@@ -22,15 +22,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Set
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.ipc as ipc
+from pyarrow import ipc
 
 log = logging.getLogger(__name__)
 
@@ -381,7 +381,7 @@ class VectorIndex:
         return self._snap.search_many(queries, k, exclude, candidates)
 
 
-def top_k(scores: np.ndarray, ids: Sequence[str], k: int, exclude: Set[str] = frozenset(),
+def top_k(scores: np.ndarray, ids: Sequence[str], k: int, exclude: AbstractSet[str] = frozenset(),
           row_of: Mapping[str, int] | None = None) -> list[tuple[str, float]]:
     """The ``k`` best (id, score) of a score vector aligned with ``ids``, best first, skipping ``exclude``."""
     scores = np.asarray(scores, dtype=np.float32)

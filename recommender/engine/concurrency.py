@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import threading
 from types import TracebackType
+from typing import Self
 
 
 class WriterLock:
@@ -76,7 +77,7 @@ class WriterLock:
         self._owner: int | None = None
         self._depth = 0
 
-    def __enter__(self) -> WriterLock:
+    def __enter__(self) -> Self:
         self._lock.acquire()
         self._owner = threading.get_ident()
         self._depth += 1
