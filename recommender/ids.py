@@ -73,9 +73,13 @@ def split_versioned(raw: str) -> tuple[str, int]:
     return parsed.id, parsed.version or 1
 
 
+_ID_SHAPED = re.compile(
+    r"^\s*(?:arxiv:|https?://|(?:www\.|export\.)?arxiv\.org/)?\S*(?:\d{4}\.\d+|[a-z\-]+(?:\.[A-Z]{2})?/\d{5,})"
+    r"(?:v\d+)?(?:\.pdf)?/?\s*$", re.IGNORECASE)
+
+
 def looks_like_id(text: str) -> bool:
-    try:
-        parse_arxiv_id(text)
-        return True
-    except InvalidArxivId:
-        return False
+    """Whether ``text`` is meant as an arXiv id or link (one token shaped like ``2501.01234``,
+    ``hep-th/9901002`` or an arXiv URL), even a malformed one such as ``2513.00001``: callers parse it with
+    :func:`parse_arxiv_id` and show its error, instead of treating the text as words."""
+    return bool(_ID_SHAPED.match(text))
