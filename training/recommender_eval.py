@@ -14,7 +14,6 @@ background sample), cached under ``<home>/eval/`` so a rerun does not redo them.
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
@@ -24,7 +23,7 @@ import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -33,6 +32,7 @@ from recommender.embedding.embed import Embedder, load_embedder, paper_text, _sl
 from recommender.embedding.lexical import LexicalIndex
 from recommender.embedding.vectors import VectorIndex
 from recommender.ranking.profile import ScoringParams
+from recommender.sources.corpus import iter_dicts
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +83,6 @@ class EvalData:
         return list(ids)
 
 
-def iter_corpus_dicts(path: Path) -> Iterator[dict]:
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if line:
-                yield json.loads(line)
-
-
 def _split_of(name: str) -> str:
     return "dev" if int(hashlib.sha1(name.encode()).hexdigest(), 16) % 2 == 0 else "test"
 
@@ -100,7 +91,7 @@ def build_eval_data(cfg: EvalConfig) -> EvalData:
     """Select the window, the queries and the background sample from the corpus (deterministic)."""
     rng = random.Random(cfg.seed)
     papers: dict[str, dict] = {}
-    for d in iter_corpus_dicts(cfg.corpus):
+    for d in iter_dicts(cfg.corpus):
         if d.get("announced"):
             papers[d["id"]] = {"id": d["id"], "title": d["title"], "abstract": d["abstract"],
                                "authors": d["authors"] if isinstance(d["authors"], list) else [],
@@ -296,12 +287,20 @@ def lexical_ranker(index: VectorIndex, lex: "LexicalIndex", params: "ScoringPara
     return rank
 
 
-def run_rankers(data: EvalData, rankers: dict[str, Ranker], progress: bool = True
-                ) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
-    """Mean metrics per ranker, per proxy (author/category), per split (dev/test)."""
+@dataclass
+class RankerResults:
+    """What :func:`run_rankers` measured: mean metrics per ranker, proxy and split, and the per-query
+    ndcg@k of each (ranker, proxy, split) in query order (for paired comparisons)."""
+
+    means: dict[str, dict[str, dict[str, dict[str, float]]]]
+    per_query: dict[tuple[str, str, str], list[float]]
+
+
+def run_rankers(data: EvalData, rankers: dict[str, Ranker], progress: bool = True) -> RankerResults:
+    """Mean metrics per ranker, per proxy (author/category), per split (dev/test), and per-query scores."""
     k = data.config.k
     rows: dict[tuple[str, str, str], list[dict[str, float]]] = defaultdict(list)
-    per_query = run_rankers.per_query = defaultdict(list)  # type: ignore[attr-defined]
+    per_query: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     seconds: dict[str, float] = defaultdict(float)
     it = data.queries
     if progress:
@@ -327,7 +326,7 @@ def run_rankers(data: EvalData, rankers: dict[str, Ranker], progress: bool = Tru
         out.setdefault(name, {}).setdefault(kind, {})[split] = m
     for name in out:
         out[name]["seconds"] = {"total": round(seconds[name], 2)}  # type: ignore[assignment]
-    return out
+    return RankerResults(out, dict(per_query))
 
 
 # -- the whole evaluation -------------------------------------------------------------------------------
@@ -373,11 +372,11 @@ def run_evaluation(settings: Settings, cfg: EvalConfig, embedder: Embedder | Non
     index = eval_index(settings, embedder, cfg.title_first)
     embedded = embed_needed(data, embedder, index, progress=progress)
     rankers = default_rankers(data, index, with_svm)
-    results = run_rankers(data, rankers, progress)
+    measured = run_rankers(data, rankers, progress)
+    results, per_query = measured.means, measured.per_query
     # eligible: methods that keep a user's distinct interests apart (not centroid-based, so not hybrid)
     ours = [n for n in rankers if n.startswith(("softmax", "knn", "max", "lexsem")) and "cap" not in n]
     chosen = choose(results, ours)
-    per_query = run_rankers.per_query  # type: ignore[attr-defined]
     comparisons = {}
     for base in ("mean-of-likes", "tfidf-svm", "svm-embedding"):
         for kind in PROXIES:

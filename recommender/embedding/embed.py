@@ -278,17 +278,11 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = dst.with_name(dst.name + ".tmp")
-    # the quantiser warns through logging.warning(), which would also install a root handler: silence it
-    root = logging.getLogger()
-    level, quiet = root.level, logging.NullHandler()
-    root.addHandler(quiet)
-    root.setLevel(logging.ERROR)
-    try:
-        quantize_dynamic(str(src), str(tmp), per_channel=True, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul"])
-    finally:
-        root.setLevel(level)
-        root.removeHandler(quiet)
+    # the quantiser's own warnings go through the root logger, wherever the application sends its logs;
+    # this function leaves the logging configuration alone (it once lowered the root level process-wide)
+    log.info("quantising %s to int8", src.name)
+    quantize_dynamic(str(src), str(tmp), per_channel=True, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul"])
     os.replace(tmp, dst)
     return dst
 
