@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import re
 
-from recommender.ids import InvalidArxivId, parse_arxiv_id
+from recommender.ids import InvalidArxivId, looks_like_id, parse_arxiv_id
 from recommender.models import Paper
 from recommender.store import User
 
@@ -126,7 +126,7 @@ class PaperCommands(CommandsBase):
         if not text:
             raise UserError(f"Give an arXiv id, a link or some text, e.g. {usage}")
         first = text.split()[0]
-        if len(text.split()) == 1 or re.match(r"^(https?://|arxiv:|\d{4}\.\d)", first, re.I):
+        if len(text.split()) == 1 or looks_like_id(first):
             try:
                 pid = parse_arxiv_id(first).id
             except InvalidArxivId as exc:

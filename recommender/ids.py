@@ -3,7 +3,8 @@
 New-style ids are ``YYMM.NNNN`` (2007-2014) or ``YYMM.NNNNN`` (2015 on), old-style ids are
 ``archive[.SUBJ]/YYMMNNN``. A version suffix (``v3``) and arXiv URLs (``https://arxiv.org/abs/...``,
 ``/pdf/...``, ``.pdf``) are accepted and stripped. Anything else raises :class:`InvalidArxivId` with a
-message fit to show a user.
+message fit to show a user. :func:`looks_like_id` is the one test of whether text is meant as an id (valid or
+not) rather than free text.
 """
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ OLD_STYLE = re.compile(r"^(?P<archive>[a-z][a-z\-]+(?:\.[A-Z]{2})?)/(?P<num>\d{7
 URL_PREFIX = re.compile(
     r"^(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html)/", re.IGNORECASE
 )
+# one token shaped like an id or an arXiv link, whether or not it is a valid one
+ID_SHAPE = re.compile(r"^\s*(?:arxiv:|https?://|(?:www\.|export\.)?arxiv\.org/)?\S*"
+                      r"(?:\d{4}\.\d+|[a-z\-]+(?:\.[A-Z]{2})?/\d{5,})(?:v\d+)?(?:\.pdf)?/?\s*$", re.IGNORECASE)
 
 
 class InvalidArxivId(ValueError):
@@ -62,24 +66,8 @@ def parse_arxiv_id(text: str) -> ArxivId:
     )
 
 
-def normalize_id(text: str) -> str:
-    """The canonical id (no version) of an id or URL."""
-    return parse_arxiv_id(text).id
-
-
-def split_versioned(raw: str) -> tuple[str, int]:
-    """Split an id as found in feeds (``2501.01234v2`` or an abs URL) into (id, version), version 1 if absent."""
-    parsed = parse_arxiv_id(raw)
-    return parsed.id, parsed.version or 1
-
-
-_ID_SHAPED = re.compile(
-    r"^\s*(?:arxiv:|https?://|(?:www\.|export\.)?arxiv\.org/)?\S*(?:\d{4}\.\d+|[a-z\-]+(?:\.[A-Z]{2})?/\d{5,})"
-    r"(?:v\d+)?(?:\.pdf)?/?\s*$", re.IGNORECASE)
-
-
 def looks_like_id(text: str) -> bool:
-    """Whether ``text`` is meant as an arXiv id or link (one token shaped like ``2501.01234``,
-    ``hep-th/9901002`` or an arXiv URL), even a malformed one such as ``2513.00001``: callers parse it with
-    :func:`parse_arxiv_id` and show its error, instead of treating the text as words."""
-    return bool(_ID_SHAPED.match(text))
+    """True for text shaped like one arXiv id or link, valid or not (``2513.00001`` too): digits.digits,
+    ``archive[.XX]/NNNNN...`` or an arXiv URL. Callers use it to tell an id meant by the user from free text,
+    then :func:`parse_arxiv_id` it for the canonical id or the precise reason it is not one."""
+    return isinstance(text, str) and ID_SHAPE.match(text) is not None

@@ -1,7 +1,7 @@
 """arXiv id parsing: new/old style, versions, URLs, and helpful errors for everything else."""
 import pytest
 
-from recommender.ids import InvalidArxivId, normalize_id, parse_arxiv_id
+from recommender.ids import InvalidArxivId, looks_like_id, parse_arxiv_id
 
 
 @pytest.mark.parametrize("text,expected,version", [
@@ -36,5 +36,15 @@ def test_invalid_ids_have_helpful_messages(text: str) -> None:
     assert len(message) < 300  # a 10,000-character argument is not echoed whole
 
 
-def test_normalize_id_strips_version() -> None:
-    assert normalize_id("2501.01234v9") == "2501.01234"
+@pytest.mark.parametrize("text", [
+    "2501.01234", "2501.01234v2", "hep-th/9901002", "https://arxiv.org/abs/2501.01234v2", "arXiv:2501.01234",
+    "  2501.01234 ", "arxiv.org/pdf/2501.01234.pdf",
+    "2513.00001", "0808.05394", "2501.1",  # malformed, but meant as ids: parsing them gives the reason
+])
+def test_text_meant_as_an_id(text: str) -> None:
+    assert looks_like_id(text)
+
+
+@pytest.mark.parametrize("text", ["banana", "graph neural networks", "2501.01234 and more", "abc123", "", "12"])
+def test_free_text_is_not_an_id(text: str) -> None:
+    assert not looks_like_id(text)
