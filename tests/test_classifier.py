@@ -28,7 +28,9 @@ def test_mix_is_stable_on_large_values():
     other = torch.tensor([1e4, -1e4, -80.0, -80.0, -1e4, 3.0])
     m = mix_logits(big, other)
     assert torch.isfinite(m).all()
-    assert m[0] > 1e4 and m[1] == pytest.approx(-1e4 + np.log(2), abs=1e-2)  # 1-(1-p)^2 ~ 2p and m[4] == pytest.approx(1e4, abs=1e-3)
+    assert m[0] > 1e4 and m[1] == pytest.approx(-1e4 + np.log(2), abs=1e-2)  # 1-(1-p)^2 ~ 2p
+    assert m[2] == pytest.approx(80.0, abs=1e-3) and m[3] == pytest.approx(-80.0 + np.log(2), abs=1e-3)
+    assert m[4] == pytest.approx(1e4, abs=1e-3)
     assert m[5] == pytest.approx(3.0, abs=1e-3)
     x = torch.tensor([1e4, -1e4], requires_grad=True)
     mix_logits(x, -x).sum().backward()
