@@ -7,7 +7,6 @@ shipped model in ``data/models/`` (or ``--model``), ``--threads`` torch threads.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import statistics
@@ -21,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from recommender.classification.classify import Classifier  # noqa: E402
+from recommender.sources.corpus import iter_dicts  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "classifier" / "papers.jsonl.gz"
 RESULTS = ROOT / "bench" / "results"
@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    papers = [json.loads(x) for x in gzip.open(FIXTURE, "rt")]
+    papers = list(iter_dicts(FIXTURE))
     pairs = [(p["title"], p["abstract"]) for p in papers]
     pairs = (pairs * (args.papers // len(pairs) + 1))[: args.papers]
     t0 = time.perf_counter()

@@ -72,12 +72,24 @@ class FeedResult:
 
 @dataclass
 class ImportReport:
+    """What an import read: lines, papers stored, papers outside the wanted categories, and the lines skipped
+    (bad JSON or a record with a bad field), counted per field with a few examples naming line and problem."""
+
     read: int = 0
     stored: int = 0
     skipped_category: int = 0
     bad_lines: int = 0
     bad_examples: list[str] = field(default_factory=list)
+    bad_fields: dict[str, int] = field(default_factory=dict)  # "json", "announced", "comment", ... -> lines
+
+    def skip(self, lineno: int, reason: str, field: str = "json") -> None:
+        """Count line ``lineno`` as skipped because of ``field`` (``json``: not a JSON object)."""
+        self.bad_lines += 1
+        self.bad_fields[field] = self.bad_fields.get(field, 0) + 1
+        if len(self.bad_examples) < 5:
+            self.bad_examples.append(f"line {lineno}: {reason[:160]}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"read": self.read, "stored": self.stored, "skipped_category": self.skipped_category,
-                "bad_lines": self.bad_lines, "bad_examples": self.bad_examples[:5]}
+                "bad_lines": self.bad_lines, "bad_fields": dict(self.bad_fields),
+                "bad_examples": self.bad_examples[:5]}

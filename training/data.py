@@ -6,15 +6,13 @@ the taxonomy groups that have active categories.
 """
 from __future__ import annotations
 
-import gzip
-import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from recommender.sources.corpus import BadLine, iter_dicts
 from recommender.taxonomy import read_taxonomy
 from training.config import TAXONOMY_PATH
 
@@ -63,32 +61,25 @@ class Record:
     announced: str | None
 
 
-def iter_jsonl(path: Path) -> Iterator[dict]:
-    """Yield dicts from a JSONL or JSONL.gz file; raise ValueError naming the first bad line."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"corpus file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-
-
 def load_records(path: Path, labels: Labels, progress: bool = True) -> list[Record]:
     """All papers of a corpus-format JSONL that have at least one known category."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"corpus file not found: {path}")
     out: list[Record] = []
     dropped = 0
-    for d in tqdm(iter_jsonl(path), desc=f"reading {Path(path).name}", unit=" papers", disable=not progress):
+    # a training corpus must be clean: the first bad JSON line raises, naming it
+    for d in tqdm(iter_dicts(path, strict=True), desc=f"reading {Path(path).name}", unit=" papers",
+                  disable=not progress):
         if "title" not in d or "categories" not in d:
             raise ValueError(f"{path}: a line lacks 'title' or 'categories' (id {d.get('id')!r}); not corpus format")
         cats = d["categories"]
         if isinstance(cats, str):
             cats = cats.split()
+        if not isinstance(cats, list) or not isinstance(d["title"] or "", str) \
+                or not isinstance(d.get("abstract") or "", str):
+            raise BadLine(f"{path}: id {str(d.get('id'))[:30]!r} has a title, abstract or categories of the "
+                             "wrong JSON type; not corpus format")
+        cats = [c for c in cats if isinstance(c, str)]
         lab = labels.canonical(cats)
         if not lab:
             dropped += 1

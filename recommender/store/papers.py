@@ -12,9 +12,13 @@ import hashlib
 import json
 import logging
 import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Self
 
+from recommender.days import EARLIEST, is_announcement_day, latest_allowed
 from recommender.models import Paper
 
 log = logging.getLogger(__name__)
@@ -32,7 +36,7 @@ class UpsertStats:
     unchanged: int = 0
     text_changed: list[str] = field(default_factory=list)  # updated papers whose title or abstract changed
 
-    def __iadd__(self, other: "UpsertStats") -> "UpsertStats":
+    def __iadd__(self, other: UpsertStats) -> Self:
         self.inserted += other.inserted
         self.updated += other.updated
         self.unchanged += other.unchanged
@@ -62,6 +66,9 @@ class PaperQueries:
 
     conn: sqlite3.Connection
 
+    if TYPE_CHECKING:
+        def transaction(self) -> AbstractContextManager[None]: ...  # provided by Store
+
     # -- writes -----------------------------------------------------------------------------------------
     def upsert_papers(self, papers: Iterable[Paper], batch_size: int = 5000) -> UpsertStats:
         """Insert or update papers in transactions of ``batch_size``; returns counts."""
@@ -81,6 +88,10 @@ class PaperQueries:
         # last occurrence wins inside a batch, unless it is an older version
         by_id: dict[str, Paper] = {}
         for p in (dataclasses.replace(p) for p in papers):  # never mutate the caller's objects
+            if p.announced is not None and not is_announcement_day(p.announced):
+                log.warning("paper %s: ignoring its announcement day %r (not a date from 1991 to tomorrow)",
+                            p.id, p.announced)
+                p.announced, p.announce_type = None, None
             prev = by_id.get(p.id)
             if prev is None or p.version >= prev.version:
                 if prev is not None and p.announced is None:
@@ -171,15 +182,23 @@ class PaperQueries:
 
     def record_announcements(self, listings: Iterable[tuple[str, str, str]]) -> int:
         """Record (paper_id, day, type) listings; returns how many were new. Papers must be stored first."""
+        good = []
+        for listing in listings:
+            if is_announcement_day(listing[1]):
+                good.append(listing)
+            else:
+                log.warning("ignoring the listing %r: not a date from 1991 to tomorrow", listing)
         before = self.conn.total_changes
         with self.transaction():
             self.conn.executemany(
-                "INSERT OR IGNORE INTO announcements (paper_id, announced, announce_type) VALUES (?, ?, ?)",
-                list(listings),
-            )
+                "INSERT OR IGNORE INTO announcements (paper_id, announced, announce_type) VALUES (?, ?, ?)", good)
         return self.conn.total_changes - before
 
     def record_feed_fetch(self, categories: Sequence[str], announced: str | None, papers: int) -> None:
+        if announced is not None and not is_announcement_day(announced):
+            log.warning("feed fetch of %s: ignoring its announcement day %r (not a date from 1991 to tomorrow)",
+                        " ".join(categories), announced)
+            announced = None
         with self.transaction():
             self.conn.execute(
                 "INSERT INTO feed_fetches (fetched_at, categories, announced, papers) "
@@ -274,8 +293,19 @@ class PaperQueries:
         return [r[0] for r in self.conn.execute(
             "SELECT DISTINCT announced FROM announcements ORDER BY announced")]
 
-    def latest_announcement(self) -> str | None:
-        return self.conn.execute("SELECT max(announced) FROM announcements").fetchone()[0]
+    def latest_announcement(self, today: date | None = None) -> str | None:
+        """"Today's" announcement: the latest listed day that is a real date no later than tomorrow (UTC).
+
+        Never the plain maximum: one stored day in the future (``2099-01-01``) or not a date at all
+        (``9999-99-99``) would otherwise become every digest's day, or crash whoever parses it."""
+        limit = latest_allowed(today).isoformat()
+        for (day,) in self.conn.execute(
+                "SELECT DISTINCT announced FROM announcements WHERE announced <= ? AND announced >= ? "
+                "ORDER BY announced DESC", (limit, EARLIEST.isoformat())):
+            if is_announcement_day(day, today):
+                return str(day)
+            log.warning("ignoring the stored announcement day %r: not a date", day)
+        return None
 
     def last_feed_fetch(self) -> dict | None:
         row = self.conn.execute("SELECT * FROM feed_fetches ORDER BY rowid DESC LIMIT 1").fetchone()
@@ -293,7 +323,7 @@ class PaperQueries:
             "authors": c.execute("SELECT count(*) FROM authors").fetchone()[0],
             "announcement_days": c.execute("SELECT count(DISTINCT announced) FROM announcements").fetchone()[0],
             "first_announced": c.execute("SELECT min(announced) FROM papers").fetchone()[0],
-            "last_announced": c.execute("SELECT max(announced) FROM papers").fetchone()[0],
+            "last_announced": self.latest_announcement(),
             "by_group": {g or "unknown": n for g, n in c.execute(
                 "SELECT t.grp, count(*) FROM papers p LEFT JOIN taxonomy t ON t.code = p.primary_category "
                 "GROUP BY t.grp ORDER BY count(*) DESC")},
