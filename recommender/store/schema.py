@@ -1,13 +1,15 @@
 """The SQLite schema of arxiv-digest and its forward migrations.
 
 ``MIGRATIONS`` is an append-only list: migration *n* brings a database from schema version *n-1* to *n*.
-Never edit a released migration; add a new one. ``migrate`` applies the missing ones in one transaction each
-and records the version in ``PRAGMA user_version``.
+Never edit a released migration; add a new one (and a test in ``tests/test_migrations.py`` that a database
+of the previous version keeps its rows). ``migrate`` applies the missing ones in one transaction each,
+records the version in ``PRAGMA user_version`` and refuses a database newer than the code.
 """
 from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -138,19 +140,22 @@ MIGRATIONS: list[str] = [V1]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the migrations this database lacks; return the resulting schema version."""
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
+    """Apply the ``migrations`` this database lacks; return the resulting schema version (``len(migrations)``).
+
+    A failing migration is rolled back whole and leaves the database at the version before it."""
+    target = len(migrations)
     current = conn.execute("PRAGMA user_version").fetchone()[0]
-    if current > SCHEMA_VERSION:
+    if current > target:
         raise RuntimeError(
-            f"database schema version {current} is newer than this code ({SCHEMA_VERSION}); upgrade arxiv-digest"
+            f"database schema version {current} is newer than this code ({target}); upgrade arxiv-digest"
         )
-    for version in range(current + 1, SCHEMA_VERSION + 1):
+    for version in range(current + 1, target + 1):
         log.info("migrating database to schema version %d", version)
         try:
-            conn.executescript(f"BEGIN;\n{MIGRATIONS[version - 1]}\nPRAGMA user_version = {version};\nCOMMIT;")
+            conn.executescript(f"BEGIN;\n{migrations[version - 1]}\nPRAGMA user_version = {version};\nCOMMIT;")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-    return SCHEMA_VERSION
+    return target
