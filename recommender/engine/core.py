@@ -1,11 +1,20 @@
 """The recommender's front door: similar papers, ad-hoc recommendations, a user's daily digest, embedding.
 
-:class:`Engine` ties the store, the embedder and the vector index together; the bot and the command line call
-only this. The embedder and the index load on first use (the ONNX export, if needed, happens then), behind a
-lock, so one Engine can serve the threads of one process. Papers the store lacks are fetched from arXiv
-(:meth:`Engine.ensure_papers`), stored and embedded. The vectors of the current model live in their own
-directory under ``vectors_dir``; the model key last used is kept in the store's meta table, so a model change is
-noticed, logged and answered by embedding every paper again for the new model (never a silent mix).
+:class:`Engine` ties the store, the embedder and the vector and tf-idf indexes together; the bot and the command
+line call only this. The embedder and the indexes load on first use (the ONNX export, if needed, happens then).
+Papers the store lacks are fetched from arXiv (:meth:`Engine.ensure_papers`), stored and embedded. The vectors of
+the current model live in their own directory under ``vectors_dir``; the model key last used is kept in the
+store's meta table, so a model change is noticed, logged and answered by embedding every paper again for the new
+model (never a silent mix).
+
+Threads (the model is stated in :mod:`recommender.engine.concurrency`): one Engine per process and state
+directory. The reply path (:meth:`similar`, :meth:`recommend`, :meth:`digest`, :meth:`profile`,
+:meth:`embed_text`, :meth:`vectors`, :meth:`missing_vectors`) only reads index snapshots and may run on many
+threads at once. Writer steps (:meth:`embed_missing`, :meth:`embed_ids`, :meth:`refresh`, :meth:`seed_vectors`,
+:meth:`sync_lexical`, :meth:`reload_if_changed`) are serialised by one writer lock that no reader takes; they
+encode in small chunks with no lock around the model, so a query's encoding runs beside them. The few papers
+:meth:`ensure_papers` fetches are embedded without waiting for that lock (each index add is atomic on its own),
+so a look-up is not queued behind a day's bulk embedding; it blocks on arXiv, so call it off the reply path.
 
 Papers are compared on meaning (MiniLM vectors) and on words (a tf-idf index of the store, kept in
 ``<home>/lexical/`` and refreshed by :meth:`Engine.embed_missing`); each like's similarity mixes the two
@@ -17,30 +26,43 @@ minimum-score threshold (there is no personal signal to measure against yet).
 from __future__ import annotations
 
 import logging
-import re
 import threading
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from recommender.config import Settings
-from recommender.ranking.digest import Ranked, digest_candidates, rank
 from recommender.embedding.embed import Embedder, _slug, load_embedder, paper_text
-from recommender.ids import parse_arxiv_id
 from recommender.embedding.lexical import LexicalIndex
-from recommender.models import Paper
-from recommender.engine.pipeline import lookup_papers
-from recommender.ranking.profile import Profile, ScoringParams
 from recommender.embedding.vectors import VectorIndex
+from recommender.engine.concurrency import WriterLock
+from recommender.engine.pipeline import lookup_papers
+from recommender.ids import looks_like_id, parse_arxiv_id
+from recommender.models import Paper
+from recommender.ranking.digest import Ranked, digest_candidates, rank
+from recommender.ranking.profile import Profile, ScoringParams
+from recommender.sources.arxiv import ArxivClient
+from recommender.store import Store
 
 log = logging.getLogger(__name__)
 
 META_KEY = "embedding_model"
-EMBED_CHUNK = 512
-# text that is meant as an id: digits.digits, old-style archive/NNNNNNN, or an arXiv link
-_ID_LIKE = re.compile(r"^\s*(?:arxiv:|https?://|(?:www\.|export\.)?arxiv\.org/)?\S*(?:\d{4}\.\d+|[a-z\-]+(?:\.[A-Z]{2})?/\d{5,})"
-                      r"(?:v\d+)?(?:\.pdf)?/?\s*$", re.IGNORECASE)
+EMBED_CHUNK = 512  # papers per part file written by bulk embedding
+ENCODE_CHUNK = 32  # texts per encode call in bulk embedding (between calls a query's encoding gets the CPU)
+TRANSIENT_EMBED_LIMIT = 16  # papers without a vector that a reply encodes on the spot (not stored)
+
+
+class VectorsPending(LookupError):
+    """Papers lack vectors and are too many to encode on the reply path; a writer step must embed them."""
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        self.ids = list(ids)
+        shown = ", ".join(self.ids[:5]) + (" ..." if len(self.ids) > 5 else "")
+        super().__init__(f"{len(self.ids)} paper(s) are not embedded yet: {shown}")
 
 
 @dataclass
@@ -59,20 +81,23 @@ class Engine:
     """Recommendations over one store. ``embedder``, ``client`` and ``params`` may be injected (tests)."""
 
     settings: Settings
-    store: object  # recommender.store.Store
+    store: Store
     embedder: Embedder | None = None
-    client: object | None = None  # recommender.sources.arxiv.ArxivClient
+    client: ArxivClient | None = None
     params: ScoringParams = field(default_factory=ScoringParams)
 
     def __post_init__(self) -> None:
-        self._lock = threading.RLock()
+        self._init_lock = threading.Lock()  # first use of the embedder, the indexes and the client
         self._index: VectorIndex | None = None
         self._lexical: LexicalIndex | None = None
-        self._embed_lock = threading.Lock()  # one embedding / tf-idf update at a time (scheduler vs bot)
+        self._writer = WriterLock("engine")  # one writer step at a time; never taken by the reply path
 
     # -- lazy parts -------------------------------------------------------------------------------------
     def _embedder(self) -> Embedder:
-        with self._lock:
+        emb = self.embedder
+        if emb is not None:
+            return emb
+        with self._init_lock:
             if self.embedder is None:
                 self.embedder = load_embedder(self.settings)
                 log.info("embedder: %s (%s)", self.embedder.key, self.embedder.backend)
@@ -81,9 +106,12 @@ class Engine:
     @property
     def index(self) -> VectorIndex:
         """The vector index of the current model (checks for a model change on first use)."""
-        with self._lock:
+        index = self._index
+        if index is not None:
+            return index
+        emb = self._embedder()
+        with self._init_lock:
             if self._index is None:
-                emb = self._embedder()
                 previous = self.store.get_meta(META_KEY)
                 if previous and previous != emb.key:
                     log.warning("embedding model changed from %s to %s: papers will be embedded again "
@@ -96,60 +124,87 @@ class Engine:
     @property
     def lexical(self) -> LexicalIndex:
         """The tf-idf index of the stored papers (fitted by :meth:`embed_missing`)."""
-        with self._lock:
+        lex = self._lexical
+        if lex is not None:
+            return lex
+        with self._init_lock:
             if self._lexical is None:
                 self._lexical = LexicalIndex(self.settings.home / "lexical")
             return self._lexical
 
+    def _client(self) -> ArxivClient:
+        client = self.client
+        if client is not None:
+            return client
+        with self._init_lock:
+            if self.client is None:  # look-ups are interactive: fail faster, same shared politeness budget
+                self.client = ArxivClient.interactive(self.settings)
+            return self.client
+
+    # -- publishing -------------------------------------------------------------------------------------
+    def reload_if_changed(self) -> bool:
+        """Swap in what another process (``arxiv-digest ingest``, ``embed``) wrote to the vector and tf-idf
+        files since they were loaded; cheap when nothing changed. A writer step: call it off the reply path
+        (the bot: after its own jobs and periodically). Returns whether anything was reloaded."""
+        with self._writer:
+            changed = False
+            if self._index is not None:
+                changed |= self._index.reload_if_changed()
+            if self._lexical is not None:
+                changed |= self._lexical.reload_if_changed()
+            return changed
+
+    # -- tf-idf -----------------------------------------------------------------------------------------
     def sync_lexical(self, progress: bool = False) -> int:
         """Bring the tf-idf index up to date with the store (refit when it has grown by half); returns the
-        number of papers (re)indexed."""
-        lex = self.lexical
-        ids = self.store.paper_ids()
-        if lex.needs_refit(len(ids)):
-            papers = self.store.iter_papers()
-            if progress:
-                from tqdm import tqdm
+        number of papers (re)indexed. A writer step."""
+        with self._writer:
+            lex = self.lexical
+            ids = self.store.paper_ids()
+            if lex.needs_refit(len(ids)):
+                papers: Iterable[Paper] = self.store.iter_papers()
+                if progress:
+                    from tqdm import tqdm
 
-                papers = tqdm(papers, total=len(ids), desc="tf-idf", unit="paper")
-            pairs = [(p.id, paper_text(p)) for p in papers]
-            lex.fit([i for i, _ in pairs], [t for _, t in pairs])
-            changed = len(pairs) if lex.ready else 0
-        else:
-            missing = lex.missing(ids)
-            for start in range(0, len(missing), 5000):
-                papers = list(self.store.iter_papers(ids=missing[start:start + 5000]))
-                lex.add([p.id for p in papers], [paper_text(p) for p in papers])
-            changed = len(missing)
-        if changed:
-            lex.save()
-        return changed
+                    papers = tqdm(papers, total=len(ids), desc="tf-idf", unit="paper")
+                pairs = [(p.id, paper_text(p)) for p in papers]
+                lex.fit([i for i, _ in pairs], [t for _, t in pairs])
+                changed = len(pairs) if lex.ready else 0
+            else:
+                missing = lex.missing(ids)
+                for start in range(0, len(missing), 5000):
+                    chunk = list(self.store.iter_papers(ids=missing[start:start + 5000]))
+                    lex.add([p.id for p in chunk], [paper_text(p) for p in chunk])
+                changed = len(missing)
+            if changed:
+                lex.save()
+            return changed
 
-    def lexical_rows(self, ids: Sequence[str]):
-        """tf-idf rows of stored papers (indexing those missing), or None while there is no fitted index."""
-        lex = self.lexical
-        if not lex.ready:
+    def lexical_rows(self, ids: Sequence[str]) -> sp.csr_matrix | None:
+        """tf-idf rows of stored papers, or None while there is no fitted index (or an id is not stored).
+        Reads one snapshot; rows of papers it lacks are computed with its vocabulary, not stored."""
+        snap = self.lexical.snapshot()
+        if not snap.ready:
             return None
-        lacking = lex.missing(ids)
-        if lacking:
-            papers = self.store.get_papers(lacking)
-            known = [i for i in lacking if i in papers]
-            lex.add(known, [paper_text(papers[i]) for i in known])
-            if len(known) != len(lacking):
-                return None
-        return lex.get(list(ids))
+        ids = list(ids)
+        lacking = snap.missing(ids)
+        if not lacking:
+            return snap.get(ids)
+        papers = self.store.get_papers(lacking)
+        if len(papers) != len(set(lacking)):
+            return None
+        have = [i for i in ids if i in snap]
+        extra = list(dict.fromkeys(lacking))
+        stacked = sp.vstack([snap.get(have), snap.transform([paper_text(papers[i]) for i in extra])]).tocsr()
+        pos = {pid: k for k, pid in enumerate(have)}
+        pos.update({pid: len(have) + k for k, pid in enumerate(extra)})
+        return stacked[[pos[i] for i in ids]]
 
-    def _client(self):
-        if self.client is None:
-            from recommender.sources.arxiv import ArxivClient
-
-            self.client = ArxivClient(self.settings)
-        return self.client
-
-    # -- embedding --------------------------------------------------------------------------------------
+    # -- embedding (writer steps) -----------------------------------------------------------------------
     def embed_missing(self, progress: bool = True) -> int:
-        """Embed every stored paper without a vector for the current model; returns how many were embedded."""
-        with self._embed_lock:
+        """Embed every stored paper without a vector for the current model, then bring the tf-idf index up
+        to date; returns how many were embedded. A writer step."""
+        with self._writer:
             index = self.index
             missing = index.missing(self.store.paper_ids())
             if missing:
@@ -158,14 +213,23 @@ class Engine:
             self.sync_lexical(progress)
             return len(missing)
 
+    def embed_ids(self, ids: Sequence[str], progress: bool = False) -> int:
+        """Embed those of ``ids`` (stored papers) that lack a vector, e.g. the papers :meth:`missing_vectors`
+        reported; returns how many were embedded. A writer step: call it off the reply path."""
+        with self._writer:
+            lacking = self.index.missing(dict.fromkeys(ids))
+            if lacking:
+                self._embed_ids(lacking, progress)
+            return len(lacking)
+
     def refresh(self, ids: Sequence[str]) -> int:
         """Re-embed stored papers whose text changed (a new version), so their vectors and tf-idf rows follow
         the new title and abstract; returns how many vectors were replaced. Papers without a vector yet are
-        left to :meth:`embed_missing`."""
+        left to :meth:`embed_missing`. A writer step."""
         ids = list(dict.fromkeys(ids))
         if not ids:
             return 0
-        with self._embed_lock:
+        with self._writer:
             stale = [i for i in ids if i in self.index]
             if stale:
                 self._embed_ids(stale)
@@ -177,20 +241,21 @@ class Engine:
                     lex.save()
         return len(stale)
 
-    def seed_vectors(self, path) -> int:
+    def seed_vectors(self, path: Path | str) -> int:
         """Take the vectors of stored papers from a file made by ``VectorIndex.export`` (e.g. shipped with the
-        demo papers) instead of embedding them; only used when it was made with the current model."""
-        from pathlib import Path
-
+        demo papers) instead of embedding them; only used when it was made with the current model. A writer
+        step."""
         path = Path(path)
         if not path.is_file():
             return 0
-        with self._embed_lock:
+        with self._writer:
             n = self.index.import_file(path, only=self.store.paper_ids())
         log.info("took %d vectors from %s", n, path)
         return n
 
     def _embed_ids(self, ids: Sequence[str], progress: bool = False) -> None:
+        """Encode stored papers in small chunks (no lock around the model) and add them to the index a part
+        file at a time."""
         emb, index = self._embedder(), self.index
         bar = None
         if progress:
@@ -200,29 +265,74 @@ class Engine:
         for start in range(0, len(ids), EMBED_CHUNK):
             papers = list(self.store.iter_papers(ids=ids[start:start + EMBED_CHUNK]))
             if papers:
-                with self._lock:
-                    vecs = emb.encode([paper_text(p) for p in papers], batch_size=32)
-                index.add([p.id for p in papers], vecs)
+                texts = [paper_text(p) for p in papers]
+                parts = [emb.encode(texts[k:k + ENCODE_CHUNK], batch_size=ENCODE_CHUNK)
+                         for k in range(0, len(texts), ENCODE_CHUNK)]
+                index.add([p.id for p in papers], np.concatenate(parts))
             if bar is not None:
                 bar.update(min(EMBED_CHUNK, len(ids) - start))
         if bar is not None:
             bar.close()
 
+    # -- vectors (reply path: reads only) ---------------------------------------------------------------
+    def missing_vectors(self, ids: Iterable[str]) -> list[str]:
+        """Those of ``ids`` without a vector for the current model (hand them to :meth:`embed_ids`)."""
+        return self.index.missing(ids)
+
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
-        """Vectors of stored papers, embedding on the spot those that lack one."""
-        lacking = self.index.missing(ids)
-        if lacking:
-            self._embed_ids(lacking)
-        return self.index.get(list(ids))
+        """Vectors of stored papers, from one index snapshot. Up to ``TRANSIENT_EMBED_LIMIT`` papers without a
+        vector are encoded on the spot (not stored); more raise :class:`VectorsPending` (embed them with
+        :meth:`embed_ids` off the reply path). Unknown ids raise KeyError."""
+        ids = list(ids)
+        snap = self.index.snapshot()
+        lacking = list(dict.fromkeys(snap.missing(ids)))
+        if not lacking:
+            return snap.get(ids)
+        if len(lacking) > TRANSIENT_EMBED_LIMIT:
+            raise VectorsPending(lacking)
+        extra = self._encode_stored(lacking)
+        if len(extra) != len(lacking):
+            raise KeyError(f"not in the store: {', '.join(i for i in lacking if i not in extra)}")
+        out = np.zeros((len(ids), snap.dim), dtype=np.float32)
+        for r, pid in enumerate(ids):
+            out[r] = extra[pid] if pid in extra else snap.matrix[snap.row[pid]]
+        return out
+
+    def _encode_stored(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        papers = self.store.get_papers(ids)
+        known = [i for i in ids if i in papers]
+        if not known:
+            return {}
+        vecs = self._embedder().encode([paper_text(papers[i]) for i in known])
+        return dict(zip(known, vecs, strict=True))
+
+    def _ranking_vectors(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """(ids, vectors) for ranking: papers with a vector, plus up to ``TRANSIENT_EMBED_LIMIT`` without one
+        encoded on the spot; more than that are left out (logged) until a writer step embeds them."""
+        ids = list(ids)
+        snap = self.index.snapshot()
+        lacking = snap.missing(ids)
+        if not lacking:
+            return ids, snap.get(ids)
+        if len(lacking) <= TRANSIENT_EMBED_LIMIT:
+            extra = self._encode_stored(lacking)
+        else:
+            log.info("%d of %d papers are not embedded yet and are left out of this ranking", len(lacking), len(ids))
+            extra = {}
+        kept = [i for i in ids if i in snap or i in extra]
+        out = np.zeros((len(kept), snap.dim), dtype=np.float32)
+        for r, pid in enumerate(kept):
+            out[r] = extra[pid] if pid in extra else snap.matrix[snap.row[pid]]
+        return kept, out
 
     def embed_text(self, text: str) -> np.ndarray:
-        emb = self._embedder()
-        with self._lock:
-            return emb.encode_one(text)
+        """The vector of a free text (a query, an interest); runs beside any bulk embedding."""
+        return self._embedder().encode_one(text)
 
     # -- papers -----------------------------------------------------------------------------------------
     def ensure_papers(self, ids: Iterable[str]) -> dict[str, Paper]:
-        """Papers by id, fetching from arXiv, storing and embedding those the store lacks.
+        """Papers by id, fetching from arXiv, storing and embedding those the store lacks. Blocks on arXiv:
+        call it off the reply path (safe from a background thread while replies are served).
 
         Raises :class:`InvalidArxivId` for text that is no id and :class:`LookupError` naming the ids
         arXiv does not know (or that could not be fetched).
@@ -237,13 +347,17 @@ class Engine:
         unknown = [i for i in wanted if i not in found]
         if unknown:
             raise LookupError(f"arXiv does not know {', '.join(unknown)}")
-        self.vectors(wanted)
+        lacking = self.index.missing(wanted)
+        if lacking:  # a few papers: published by the index's own atomic add, not queued behind bulk embedding
+            self._embed_ids(lacking)
         return found
 
     # -- profiles ---------------------------------------------------------------------------------------
     def profile(self, likes: Sequence[str] = (), dislikes: Sequence[str] = (), interests: str = "",
                 fetch: bool = True) -> Profile:
-        """A profile from liked/disliked ids and interest text. ``fetch=False`` skips ids the store lacks."""
+        """A profile from liked/disliked ids and interest text. ``fetch=False`` skips ids the store lacks
+        (and reads only); ``fetch=True`` looks them up on arXiv first (blocking: not for the reply path).
+        Rated papers without a vector beyond what a reply may encode on the spot are left out (logged)."""
         likes = list(dict.fromkeys(parse_arxiv_id(i).id for i in likes))
         dislikes = [i for i in dict.fromkeys(parse_arxiv_id(i).id for i in dislikes) if i not in likes]
         if fetch:
@@ -252,27 +366,31 @@ class Engine:
             have = self.store.get_papers(likes + dislikes)
             likes = [i for i in likes if i in have]
             dislikes = [i for i in dislikes if i in have]
+        rated, rated_vecs = self._ranking_vectors(likes + dislikes) if likes or dislikes else ([], None)
+        row = {pid: r for r, pid in enumerate(rated)}
+        likes = [i for i in likes if i in row]
+        dislikes = [i for i in dislikes if i in row]
         interests = (interests or "").strip()
         prof = Profile(
-            like_ids=likes, likes=self.vectors(likes) if likes else None,
-            dislike_ids=dislikes, dislikes=self.vectors(dislikes) if dislikes else None,
+            like_ids=likes,
+            likes=rated_vecs[[row[i] for i in likes]] if likes and rated_vecs is not None else None,
+            dislike_ids=dislikes,
+            dislikes=rated_vecs[[row[i] for i in dislikes]] if dislikes and rated_vecs is not None else None,
             interest=interests, interest_vec=self.embed_text(interests) if interests else None,
         )
         self._attach_lexical(prof)
         return prof
 
     def _attach_lexical(self, prof: Profile) -> None:
-        if self.params.lexical_weight <= 0 or prof.empty or not self.lexical.ready:
+        lex = self.lexical.snapshot()
+        if self.params.lexical_weight <= 0 or prof.empty or not lex.ready:
             return
         rows = self.lexical_rows(prof.like_ids) if prof.like_ids else None
         if prof.like_ids and rows is None:
             return
-        lex = self.lexical
         parts = [rows] if rows is not None else []
         if prof.interest_vec is not None:
             parts.append(lex.transform([prof.interest]))
-        import scipy.sparse as sp
-
         prof.positives_lex = sp.vstack(parts).tocsr()
 
     def _recommendations(self, ranked: list[Ranked]) -> list[Recommendation]:
@@ -281,49 +399,55 @@ class Engine:
                                r.similarity if r.similarity is not None else r.score)
                 for r in ranked if r.paper_id in papers]
 
-    # -- public API -------------------------------------------------------------------------------------
+    # -- public API (reply path) ------------------------------------------------------------------------
     def similar(self, query: str, n: int = 10) -> list[Recommendation]:
-        """Nearest stored papers to an arXiv id/link (excluding itself) or to a free text."""
+        """Nearest stored papers to an arXiv id/link (excluding itself) or to a free text. An id the store
+        lacks is looked up on arXiv first (blocking; the bot does that off the reply path)."""
         query = (query or "").strip()
         if not query:
             raise ValueError("give an arXiv id, a link or some text")
-        if _ID_LIKE.match(query):
+        nearest: str | None
+        if looks_like_id(query):
             pid = parse_arxiv_id(query).id  # InvalidArxivId for a malformed id
-            self.ensure_papers([pid])
-            vec = self.index.get([pid])[0]
+            if not self.store.has_paper(pid):
+                self.ensure_papers([pid])
+            vec = self.vectors([pid])[0]
             hits = self.index.search(vec, n, exclude={pid})
-            why = lambda cos: f"close to {pid} (cos {cos:.2f})"  # noqa: E731
-            nearest: str | None = pid
+            why = f"close to {pid} (cos {{cos:.2f}})"
+            nearest = pid
         else:
             vec = self.embed_text(query)
             hits = self.index.search(vec, n)
             shown = query if len(query) <= 60 else query[:57] + "..."
-            why = lambda cos: f"matches \u201c{shown}\u201d (cos {cos:.2f})"  # noqa: E731
+            why = f"matches \u201c{shown.replace('{', '{{').replace('}', '}}')}\u201d (cos {{cos:.2f}})"
             nearest = None
-        ranked = [Ranked(h, s, nearest, s, why(s)) for h, s in hits]
+        ranked = [Ranked(h, s, nearest, s, why.format(cos=s)) for h, s in hits]
         return self._recommendations(ranked)
 
     def recommend(self, likes: Sequence[str], dislikes: Sequence[str] = (), interests: str = "",
                   candidates: Sequence[str] | None = None, n: int = 10, min_score: float | None = None,
-                  exclude: set[str] = frozenset()) -> list[Recommendation]:
-        """Rank ``candidates`` (None: every stored paper) for an ad-hoc profile; liked, disliked and
-        ``exclude``d ids never come back. ``min_score`` None means no threshold."""
+                  exclude: AbstractSet[str] = frozenset()) -> list[Recommendation]:
+        """Rank ``candidates`` (None: every embedded paper) for an ad-hoc profile; liked, disliked and
+        ``exclude``d ids never come back. ``min_score`` None means no threshold. Likes the store lacks are
+        looked up on arXiv first (blocking)."""
         prof = self.profile(likes, dislikes, interests)
         if prof.empty:
             return []
         skip = set(exclude) | set(prof.like_ids) | set(prof.dislike_ids)
         if candidates is None:
-            ids, vecs = list(self.index.ids), self.index.matrix
+            snap = self.index.snapshot()  # ids and matrix of one snapshot: always aligned
+            ids, vecs = snap.ids, snap.matrix
         else:
             ids = [c for c in dict.fromkeys(candidates) if c not in skip]
             have = self.store.get_papers(ids)
-            ids = [c for c in ids if c in have]
-            vecs = self.vectors(ids)
+            ids, vecs = self._ranking_vectors([c for c in ids if c in have])
         lex = self.lexical_rows(ids) if prof.positives_lex is not None else None
         return self._recommendations(rank(prof, ids, vecs, n, min_score, skip, self.params, lex))
 
     def digest(self, user_id: int, day: str, n: int | None = None) -> list[Recommendation]:
-        """``user_id``'s digest for announcement day ``day`` (see :func:`digest_candidates` for the rules)."""
+        """``user_id``'s digest for announcement day ``day`` (see :func:`digest_candidates` for the rules).
+        Reads only; candidates not embedded yet (beyond a few encoded on the spot) are left out and logged,
+        so check :meth:`missing_vectors` first where a complete digest matters."""
         user = self.store.get_user(user_id)
         if user is None:
             raise LookupError(f"no user {user_id}")
@@ -342,8 +466,9 @@ class Engine:
             min_score, category_only = None, True
         if prof.empty:
             return []
+        cands, vecs = self._ranking_vectors(cands)
         lex = self.lexical_rows(cands) if prof.positives_lex is not None else None
-        ranked = rank(prof, cands, self.vectors(cands), size, min_score, params=self.params, lexical=lex)
+        ranked = rank(prof, cands, vecs, size, min_score, params=self.params, lexical=lex)
         if category_only:
             for r in ranked:
                 r.why = "new in the categories you follow"
