@@ -155,7 +155,6 @@ class OnnxEmbedder(Embedder):
         self.session = ort.InferenceSession(str(export_dir / files[variant]), opts,
                                             providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
-        self._lock = threading.Lock()
 
     @property
     def dim(self) -> int:
@@ -188,9 +187,8 @@ class OnnxEmbedder(Embedder):
             bar = tqdm(total=len(texts), desc="embedding", unit="paper")
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            with self._lock:
-                vecs = self._run([encs[i] for i in idx])
-            out[idx] = vecs
+            # no lock: InferenceSession.run is safe from several threads, so a query runs beside bulk embedding
+            out[idx] = self._run([encs[i] for i in idx])
             if bar is not None:
                 bar.update(len(idx))
         if bar is not None:
