@@ -41,12 +41,17 @@ def zone(name: str) -> ZoneInfo:
 
 
 def last_mark(now: datetime, tz: str, hour: int) -> datetime:
-    """The latest moment <= ``now`` whose local time in ``tz`` is ``hour``:00."""
-    local = now.astimezone(zone(tz))
-    mark = local.replace(hour=hour, minute=0, second=0, microsecond=0)
-    if mark > local:
-        mark = (local - timedelta(days=1)).replace(hour=hour, minute=0, second=0, microsecond=0)
-    return mark
+    """The latest digest-hour mark <= ``now``, as a local time in ``tz``: ``hour``:00 happens once per local date,
+    at its first occurrence when the clock repeats it (autumn) and, when the clock skips it (spring), at the
+    moment the clock jumps past it. Compared as instants, never as wall-clock times."""
+    z = zone(tz)
+    today = now.astimezone(z).date()
+    for day in (today, today - timedelta(days=1)):
+        # fold=0: the first of two repeated times; for a skipped time, the offset before the jump
+        mark = datetime(day.year, day.month, day.day, hour, tzinfo=z).astimezone(z)
+        if mark.astimezone(UTC) <= now.astimezone(UTC):
+            return mark
+    raise AssertionError("unreachable: yesterday's mark is always in the past")
 
 
 def parse_utc(value: str | None, day: str | None = None) -> datetime | None:
@@ -78,7 +83,7 @@ def due(users: list[User], now: datetime, latest: str | None, first_seen: dateti
             out.append(Due(u, "digest", latest, last))  # type: ignore[arg-type]
             continue
         local_day = mark.date().isoformat()
-        previous = last_mark(mark - timedelta(seconds=1), u.timezone, u.digest_hour)
+        previous = last_mark(mark.astimezone(UTC) - timedelta(seconds=1), u.timezone, u.digest_hour)
         quiet = first_seen is None or first_seen <= previous  # the latest listing was already due last time
         if not fresh and quiet and last is not None and (u.id, local_day) not in noticed:
             out.append(Due(u, "notice", local_day, last))
