@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +22,7 @@ from recommender.models import Paper
 from recommender.store import Store, User
 
 from . import render
+from .inputs import ascii_int
 from .rich import Rich
 
 log = logging.getLogger(__name__)
@@ -29,20 +31,36 @@ MAX_ARG_CHARS = 4000  # a title plus the longest arXiv abstract fit comfortably
 MAX_IDS = 20
 MAX_INTERESTS = 500
 MAX_SIMILAR = 20
+MAX_DIGEST_SIZE = 20
+MAX_LIKES_PAGE = 10_000
 LIKES_PAGE = 10
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is talking: a user id (Telegram's, or 1 in the terminal) and where to answer."""
+    """Who is talking: a user id (Telegram's, or 1 in the terminal) and where to answer.
+
+    ``private`` is False when the message or button press came from a group or channel: such a caller is
+    answered, but never becomes the chat a user's digests go to (a forged press in a group must not move a
+    user's chat)."""
 
     user_id: int
     chat_id: int | None = None
     name: str = ""
+    private: bool = True
 
 
 class UserError(Exception):
     """Input the user can fix; the message is shown to them as it is."""
+
+
+def parse_int(text: str, lo: int, hi: int, what: str, example: str) -> int:
+    """A small whole number the user typed, ASCII digits only, in ``lo..hi``; else a UserError that says
+    what a good value looks like (e.g. ``parse_int(v, 1, 20, "The digest size", "/settings size 8")``)."""
+    value = ascii_int(text, lo, hi)
+    if value is None:
+        raise UserError(f"{what} is a whole number from {lo} to {hi}, e.g. {example}")
+    return value
 
 
 class CommandsBase:
@@ -54,6 +72,8 @@ class CommandsBase:
         self.store = store
         self._engine_factory = engine_factory or self._default_engine
         self._classifier_factory = classifier_factory or self._default_classifier
+        self._engine: Any = None
+        self._engine_lock = threading.Lock()  # one Engine per Commands, whichever thread asks first
         self.scheduled = True  # digests are sent at the user's hour (False in the terminal: on demand only)
 
     # -- collaborators, loaded on first use -------------------------------------------------------------
@@ -68,14 +88,24 @@ class CommandsBase:
         from recommender.classification.classify import get_classifier
         return get_classifier(Path(self.settings.classifier_dir) if self.settings.classifier_dir else None)
 
-    @cached_property
+    @property
     def engine(self) -> Any:
-        try:
-            return self._engine_factory()
-        except Exception:
-            log.exception("the recommender engine could not be loaded")
-            raise UserError("Recommendations are not available right now (the engine could not be loaded); "
-                            "the operator has been told.") from None
+        """The recommender engine, created once on first use and shared by every thread (the terminal's
+        warm-up uses this one too, so each vector index has one writer)."""
+        with self._engine_lock:
+            if self._engine is None:
+                try:
+                    self._engine = self._engine_factory()
+                except Exception:
+                    log.exception("the recommender engine could not be loaded")
+                    raise UserError("Recommendations are not available right now (the engine could not be "
+                                    "loaded); the operator has been told.") from None
+            return self._engine
+
+    @engine.setter
+    def engine(self, engine: Any) -> None:
+        with self._engine_lock:
+            self._engine = engine
 
     @cached_property
     def classifier(self) -> Any:
@@ -91,15 +121,20 @@ class CommandsBase:
 
     # -- entry points -----------------------------------------------------------------------------------
     def user(self, caller: Caller) -> User:
+        """The caller's stored user (created on first contact). Only a private chat binds: it becomes the
+        chat digests go to and reactivates a user who had blocked the bot; a group or channel changes nothing."""
         s = self.settings
+        chat_id = caller.chat_id if caller.private else None
         user = self.store.get_user(caller.user_id) or self.store.ensure_user(
-            caller.user_id, chat_id=caller.chat_id, name=caller.name or None, timezone=s.digest_timezone,
+            caller.user_id, chat_id=chat_id, name=caller.name or None, timezone=s.digest_timezone,
             digest_hour=s.digest_hour, digest_size=s.digest_size, min_score=s.min_score)
+        if not caller.private:
+            return user
         changes: dict[str, object] = {}
         if not user.active:
             changes["active"] = 1  # they talk to us again, so they unblocked the bot
-        if caller.chat_id is not None and user.chat_id != caller.chat_id:
-            changes["chat_id"] = caller.chat_id
+        if chat_id is not None and user.chat_id != chat_id:
+            changes["chat_id"] = chat_id
         return self.store.update_user(user.id, **changes) if changes else user
 
 
@@ -168,12 +203,8 @@ class CommandsBase:
             log.exception("reading predictions failed")
             return {}
 
-    def _button_paper(self, rest: str) -> Paper:
-        """The paper a button's data names (fetched if the store lost it); UserError if it is gone."""
-        try:
-            pid = parse_arxiv_id(rest).id
-        except InvalidArxivId:
-            raise UserError("This button is out of date.") from None
+    def _button_paper(self, pid: str) -> Paper:
+        """The paper a button names (fetched if the store lost it); UserError if it is gone."""
         found, missing = self._papers([pid])
         if missing:
             raise UserError("I no longer know that paper; send its id to see it again.")

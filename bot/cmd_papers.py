@@ -12,8 +12,9 @@ from recommender.ids import InvalidArxivId, looks_like_id, parse_arxiv_id
 from recommender.models import Paper
 from recommender.store import User
 
+from . import buttons as codes
 from . import render
-from .cmd_base import LIKES_PAGE, MAX_SIMILAR, CommandsBase, UserError
+from .cmd_base import LIKES_PAGE, MAX_LIKES_PAGE, MAX_SIMILAR, CommandsBase, UserError, parse_int
 from .reply import Button, Document, Reply
 from .rich import Rich
 
@@ -74,21 +75,17 @@ class PaperCommands(CommandsBase):
         out.nl().text("/unlike ID forgets one; /export gives them as BibTeX.")
         nav = []
         if page > 1:
-            nav.append(Button("« previous", f"LK:{page - 1}"))
+            nav.append(Button("« previous", codes.likes_page(page - 1)))
         if page < pages:
-            nav.append(Button("next »", f"LK:{page + 1}"))
+            nav.append(Button("next »", codes.likes_page(page + 1)))
         return Reply(out, buttons=[nav] if nav else [])
 
     def cmd_likes(self, user: User, args: str) -> Reply:
-        page = 1
-        if args:
-            if not args.strip().isdigit():
-                raise UserError("Give a page number, e.g. /likes 2")
-            page = int(args.strip()[:6])
+        page = parse_int(args, 1, MAX_LIKES_PAGE, "The page", "/likes 2") if args.strip() else 1
         return self._likes_page(user, page)
 
-    def _press_likes(self, user: User, kind: str, rest: str, buttons: list[list[Button]]) -> list[Reply]:
-        r = self._likes_page(user, int(rest) if rest.isdigit() else 1)
+    def _press_likes(self, user: User, page: int) -> list[Reply]:
+        r = self._likes_page(user, page)
         r.edit = True
         return [r]
 
@@ -102,9 +99,9 @@ class PaperCommands(CommandsBase):
                      document=Document("arxiv-digest-likes.bib", text.encode("utf-8"),
                                        caption=f"{len(papers)} liked papers"))
 
-    def _press_feedback(self, user: User, kind: str, rest: str, buttons: list[list[Button]]) -> list[Reply]:
-        pid = self._button_paper(rest.partition(":")[2]).id
-        value = 1 if kind == "L" else -1
+    def _press_feedback(self, user: User, press: codes.Feedback, buttons: list[list[Button]]) -> list[Reply]:
+        pid = self._button_paper(press.paper_id).id
+        value = press.value
         changed = self.store.set_feedback(user.id, pid, value)
         if changed:
             toast = f"👍 Liked {pid}; your next digests learn from it" if value > 0 else \
@@ -144,10 +141,8 @@ class PaperCommands(CommandsBase):
     def cmd_similar(self, user: User, args: str) -> Reply:
         tokens = args.split()
         n = 5
-        if len(tokens) > 1 and tokens[-1].isdigit():
-            n = int(tokens[-1][:4])
-            if not 1 <= n <= MAX_SIMILAR:
-                raise UserError(f"Ask for 1 to {MAX_SIMILAR} papers, e.g. /similar 1706.03762 5")
+        if len(tokens) > 1 and re.fullmatch(r"[0-9]+", tokens[-1]):  # ASCII digits: a count ("²" is text)
+            n = parse_int(tokens[-1], 1, MAX_SIMILAR, "The number of papers", "/similar 1706.03762 5")
             args = args[: args.rstrip().rfind(tokens[-1])].strip()
         query, paper = self._query(args, "/similar 1706.03762 or /similar diffusion models for proteins")
         return self._similar_reply(paper.id if paper else query, paper, n)
@@ -169,8 +164,8 @@ class PaperCommands(CommandsBase):
         out.text("Like one with /like ID.")
         return Reply(out)
 
-    def _press_similar(self, user: User, kind: str, rest: str, buttons: list[list[Button]]) -> list[Reply]:
-        paper = self._button_paper(rest)
+    def _press_similar(self, user: User, paper_id: str) -> list[Reply]:
+        paper = self._button_paper(paper_id)
         return [Reply(toast=f"Papers like {paper.id}…"), self._similar_reply(paper.id, paper, 5)]
 
     def cmd_classify(self, user: User, args: str) -> Reply:
@@ -216,6 +211,6 @@ class PaperCommands(CommandsBase):
             out.nl().i("Most of those words are new to me, so take this with a grain of salt.")
         return Reply(out)
 
-    def _press_classify(self, user: User, kind: str, rest: str, buttons: list[list[Button]]) -> list[Reply]:
-        p = self._button_paper(rest)
+    def _press_classify(self, user: User, paper_id: str) -> list[Reply]:
+        p = self._button_paper(paper_id)
         return [Reply(toast=f"Classifying {p.id}…"), self._classify_reply(p.title, p.abstract, p)]

@@ -10,13 +10,15 @@ import difflib
 import logging
 import re
 import zoneinfo
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 from recommender.store import UnknownCategory, User
 
+from . import buttons as codes
 from . import render
-from .cmd_base import MAX_INTERESTS, CommandsBase, UserError
+from .cmd_base import MAX_DIGEST_SIZE, MAX_INTERESTS, CommandsBase, UserError, parse_int
+from .inputs import ascii_number, has_words, visible_text
 from .reply import Button, Reply
 from .rich import Rich
 
@@ -53,7 +55,7 @@ def _on_off(text: str) -> bool:
 class ProfileCommands(CommandsBase):
     # -- categories -------------------------------------------------------------------------------------
     def _group_menu_buttons(self) -> list[list[Button]]:
-        buttons = [Button(g, f"FG:{i}") for i, (g, _) in enumerate(self._groups)]
+        buttons = [Button(g, codes.field_menu(i)) for i, (g, _) in enumerate(self._groups)]
         return [buttons[i:i + 2] for i in range(0, len(buttons), 2)]
 
     def _group_menu(self, user: User) -> Reply:
@@ -64,14 +66,14 @@ class ProfileCommands(CommandsBase):
     def _category_menu(self, user: User, index: int) -> Reply:
         if not 0 <= index < len(self._groups):
             raise UserError("That menu is out of date; send /follow again.")
-        group, codes = self._groups[index]
+        group, group_codes = self._groups[index]
         followed = set(user.categories)
         out = Rich().b(group).text(": tap to follow (✓) or unfollow").nl(2)
-        for code in codes:
-            out.text(("✓ " if code in followed else "   ")).code(code).text(" " + self._names.get(code, "")).nl()
-        btns = [Button(("✓ " if c in followed else "") + c, f"F:{c}") for c in codes]
+        for code in group_codes:
+            out.text("✓ " if code in followed else "   ").code(code).text(" " + self._names.get(code, "")).nl()
+        btns = [Button(("✓ " if c in followed else "") + c, codes.follow(c)) for c in group_codes]
         rows = [btns[i:i + 3] for i in range(0, len(btns), 3)]
-        rows.append([Button("« all fields", "FG:")])
+        rows.append([Button("« all fields", codes.field_menu())])
         return Reply(out, buttons=rows)
 
     def _canonical(self, tokens: Sequence[str]) -> list[str]:
@@ -116,18 +118,13 @@ class ProfileCommands(CommandsBase):
         return Reply.plain("Unfollowed " + " ".join(codes) + ". Still following: "
                            + (" ".join(user.categories) or "nothing"))
 
-    def _press_group(self, user: User, kind: str, rest: str, buttons: list[list[Button]]) -> list[Reply]:
-        if rest == "":
-            r = self._group_menu(user)
-        else:
-            if not rest.isdigit():
-                raise UserError("That menu is out of date; send /follow again.")
-            r = self._category_menu(user, int(rest))
+    def _press_group(self, user: User, index: int | None) -> list[Reply]:
+        r = self._group_menu(user) if index is None else self._category_menu(user, index)
         r.edit = True
         return [r]
 
-    def _press_follow(self, user: User, kind: str, rest: str, buttons: list[list[Button]]) -> list[Reply]:
-        code = self._canonical([rest])[0]
+    def _press_follow(self, user: User, code: str) -> list[Reply]:
+        code = self._canonical([code])[0]
         if code in user.categories:
             self.store.remove_user_categories(user.id, [code])
             toast = f"Unfollowed {code}"
@@ -151,11 +148,12 @@ class ProfileCommands(CommandsBase):
         if args.strip().lower() in {"-", "clear", "none", "reset"}:
             self.store.update_user(user.id, interests="")
             return Reply.plain("Interests cleared.")
-        if len(args) > MAX_INTERESTS:
+        text = visible_text(args)  # zero-width and control characters are not interests
+        if len(text) > MAX_INTERESTS:
             raise UserError(f"Keep it under {MAX_INTERESTS} characters: a sentence or two works best.")
-        if len(args.strip()) < 3:
-            raise UserError("That is too short to go on; describe your interests in a few words.")
-        text = " ".join(args.split())
+        if len(text) < 3 or not has_words(text):
+            raise UserError("That is too short to go on; describe your interests in a few words, e.g. "
+                            "/interests dark matter in dwarf galaxies")
         self.store.update_user(user.id, interests=text)
         return Reply(Rich().text("Got it. Your interests: ").i(text).nl()
                      .text("They shape your digest from now on; try /digest."))
@@ -175,9 +173,9 @@ class ProfileCommands(CommandsBase):
         out.text(", ").code("/settings size 8").text(", ").code("/settings minscore 0.25").text(", ")
         out.code("/settings crosslists off").text(", ").code("/pause").text(", ").code("/resume")
         buttons = [[Button("▶ resume digests" if user.paused else "⏸ pause digests",
-                           "ST:resume" if user.paused else "ST:pause"),
+                           codes.setting("resume" if user.paused else "pause")),
                     Button("cross-lists: " + ("on → off" if user.cross_lists else "off → on"),
-                           "ST:cross:" + ("off" if user.cross_lists else "on"))]]
+                           codes.setting("cross:off" if user.cross_lists else "cross:on"))]]
         return Reply(out, buttons=buttons)
 
     def cmd_settings(self, user: User, args: str) -> Reply:
@@ -192,22 +190,17 @@ class ProfileCommands(CommandsBase):
         if not value:
             raise UserError(f"Give a value, e.g. {self._setting_example(key)}")
         if key == "hour":
-            m = re.match(r"^(\d{1,2})(?::00)?$", value.strip())
-            if not m or not 0 <= int(m[1]) <= 23:
-                raise UserError("The hour is 0 to 23 in your timezone, e.g. /settings hour 7")
-            return self._set(user, digest_hour=int(m[1]))
+            hour = value.strip().removesuffix(":00")
+            return self._set(user, digest_hour=parse_int(hour, 0, 23, "The hour (in your timezone)",
+                                                         "/settings hour 7"))
         if key == "timezone":
             return self._set(user, timezone=parse_timezone(value))
         if key == "size":
-            if not value.strip().isdigit() or not 1 <= int(value.strip()[:4]) <= 20:
-                raise UserError("The digest size is 1 to 20 papers, e.g. /settings size 8")
-            return self._set(user, digest_size=int(value.strip()))
+            return self._set(user, digest_size=parse_int(value, 1, MAX_DIGEST_SIZE, "The digest size (papers)",
+                                                         "/settings size 8"))
         if key == "minscore":
-            try:
-                score = float(value.strip().replace(",", "."))
-            except ValueError:
-                score = -1.0
-            if not 0.0 <= score <= 1.0:
+            score = ascii_number(value, 0.0, 1.0)
+            if score is None:
                 raise UserError("The minimum score is between 0 and 1, e.g. /settings minscore 0.25")
             return self._set(user, min_score=score)
         if key == "crosslists":
@@ -233,12 +226,12 @@ class ProfileCommands(CommandsBase):
         user = self.store.update_user(user.id, paused=0)
         return Reply.plain(f"Daily digests on again, at {user.digest_hour:02d}:00 {user.timezone}.")
 
-    def _press_settings(self, user: User, kind: str, rest: str, buttons: list[list[Button]]) -> list[Reply]:
-        if rest in {"pause", "resume"}:
-            user = self.store.update_user(user.id, paused=int(rest == "pause"))
-            toast = "Digests paused" if rest == "pause" else "Digests on"
-        elif rest.startswith("cross:"):
-            user = self.store.update_user(user.id, cross_lists=int(rest.endswith(":on")))
+    def _press_settings(self, user: User, action: str) -> list[Reply]:
+        if action in {"pause", "resume"}:
+            user = self.store.update_user(user.id, paused=int(action == "pause"))
+            toast = "Digests paused" if action == "pause" else "Digests on"
+        elif action.startswith("cross:"):
+            user = self.store.update_user(user.id, cross_lists=int(action.endswith(":on")))
             toast = "Cross-lists " + ("on" if user.cross_lists else "off")
         else:
             raise UserError("This button is out of date; send /settings.")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from recommender.ids import InvalidArxivId, parse_arxiv_id
 from recommender.store import User
 
+from . import buttons as codes
 from . import render
 from .cmd_base import MAX_ARG_CHARS, Caller, UserError
 from .cmd_digest import DigestCommands, DigestPlan
@@ -99,13 +100,23 @@ class Commands(PaperCommands, ProfileCommands, DigestCommands):
         """Answer a button press. The first reply may have ``edit=True`` to update the pressed message."""
         try:
             user = self.user(caller)
-            kind, _, rest = (data or "").partition(":")
-            handler = {"L": self._press_feedback, "D": self._press_feedback, "S": self._press_similar,
-                       "C": self._press_classify, "FG": self._press_group, "F": self._press_follow,
-                       "LK": self._press_likes, "ST": self._press_settings}.get(kind)
-            if handler is None:
-                return [Reply(toast="This button is from an older version of me; send /help.")]
-            return handler(user, kind, rest, buttons or [])
+            press = codes.parse(data)
+            rows = buttons or []
+            if isinstance(press, codes.Feedback):
+                return self._press_feedback(user, press, rows)
+            if isinstance(press, codes.PaperAction):
+                if press.kind == codes.SIMILAR:
+                    return self._press_similar(user, press.paper_id)
+                return self._press_classify(user, press.paper_id)
+            if isinstance(press, codes.FieldMenu):
+                return self._press_group(user, press.index)
+            if isinstance(press, codes.Follow):
+                return self._press_follow(user, press.code)
+            if isinstance(press, codes.LikesPage):
+                return self._press_likes(user, press.page)
+            return self._press_settings(user, press.action)
+        except codes.StaleButton as exc:
+            return [Reply(toast=str(exc))]
         except UserError as exc:
             return [Reply(toast=str(exc)[:190])]
         except Exception:
@@ -162,11 +173,13 @@ class Commands(PaperCommands, ProfileCommands, DigestCommands):
             out = Rich().text("I read commands; /help lists them. To find papers about a topic, try ")
             out.code("/similar " + render.clean(text, 60))
             return [Reply(out)]
+        if (later := self._fetch_first([pid], lambda: self._free_text(user, text))) is not None:
+            return [later]
         found, missing = self._papers([pid])
         if missing:
             return [Reply.plain(self._missing_text(missing))]
         p = found[pid]
         out = render.paper_card(Rich(), p, predicted=self._predictions([pid]).get(pid, ()))
-        buttons = [[Button("👍 like", f"L:0:{pid}"), Button("👎 dislike", f"D:0:{pid}")],
-                   [Button("🔎 similar", f"S:{pid}"), Button("🏷 classify", f"C:{pid}")]]
+        buttons = [[Button("👍 like", codes.like(0, pid)), Button("👎 dislike", codes.dislike(0, pid))],
+                   [Button("🔎 similar", codes.similar(pid)), Button("🏷 classify", codes.classify(pid))]]
         return [Reply(out, buttons=buttons)]

@@ -7,10 +7,11 @@ so the Telegram and terminal front ends, and deliveries, always agree.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from recommender.models import Paper
 
+from . import buttons as codes
 from .reply import Button
 from .rich import Rich
 
@@ -63,22 +64,16 @@ def digest_buttons(numbered: Iterable[tuple[int, str]], liked: set[str], dislike
     rows: list[list[Button]] = []
     for n, pid in numbered:
         rows.append([
-            Button(f"✅ {n}" if pid in liked else f"👍 {n}", f"L:{n}:{pid}"),
-            Button(f"🚫 {n}" if pid in disliked else f"👎 {n}", f"D:{n}:{pid}"),
-            Button(f"🔎 more like {n}", f"S:{pid}"),
+            Button(f"✅ {n}" if pid in liked else f"👍 {n}", codes.like(n, pid)),
+            Button(f"🚫 {n}" if pid in disliked else f"👎 {n}", codes.dislike(n, pid)),
+            Button(f"🔎 more like {n}", codes.similar(pid)),
         ])
     return rows
 
 
 def numbered_ids(buttons: list[list[Button]]) -> list[tuple[int, str]]:
     """The (number, paper id) pairs of a digest keyboard, read back from its button data."""
-    out: list[tuple[int, str]] = []
-    for row in buttons:
-        for b in row:
-            m = re.match(r"^L:(\d+):(.+)$", b.data)
-            if m:
-                out.append((int(m[1]), m[2]))
-    return out
+    return codes.numbered_ids([b.data for row in buttons for b in row])
 
 
 def _bibkey(paper: Paper) -> str:
