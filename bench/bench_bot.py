@@ -38,7 +38,7 @@ from bot.commands import Commands  # noqa: E402
 from bot.telegram import Deliverer, Runtime, build_application, running  # noqa: E402
 from recommender.engine.pipeline import ensure_demo_corpus  # noqa: E402
 from recommender.store import Store  # noqa: E402
-from tests.support.bot_fixtures import KeywordClassifier, LexicalEngine, bot_settings  # noqa: E402
+from tests.support.bot_fixtures import KeywordClassifier, bot_settings, hash_engine  # noqa: E402
 from tests.support.fake_telegram import FakeTelegram  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -66,19 +66,19 @@ class TimedCommands(Commands):
 
 
 def make_commands(settings, store, real: bool) -> tuple[TimedCommands, str, str]:  # type: ignore[no-untyped-def]
-    kind = "lexical stand-in"
+    kind = "engine with hashed-words embedder"
     cmds = TimedCommands(settings, store)
     if real:
         try:
             cmds.engine.embed_missing(progress=True)
             kind = "real engine"
         except Exception as exc:  # noqa: BLE001
-            print(f"real engine unavailable ({exc}); using the lexical stand-in")
-            cmds = TimedCommands(settings, store, engine_factory=lambda: LexicalEngine(store),
-                                 classifier_factory=KeywordClassifier)
-    else:
-        cmds = TimedCommands(settings, store, engine_factory=lambda: LexicalEngine(store),
+            print(f"real engine unavailable ({exc}); using the hashed-words embedder")
+            real = False
+    if not real:
+        cmds = TimedCommands(settings, store, engine_factory=lambda: hash_engine(settings, store),
                              classifier_factory=KeywordClassifier)
+        cmds.engine.embed_missing(progress=False)
     try:
         clf_kind = str(getattr(cmds.classifier, "meta", {}).get("name", "keyword stand-in"))
     except Exception as exc:  # noqa: BLE001

@@ -6,20 +6,23 @@ sample); tests that need the whole shared corpus use ``shared_corpus`` and skip 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
+from recommender.config import Settings, load_settings
+from recommender.models import Paper
+from recommender.sources.importer import iter_file
+from recommender.store import Store
+from tests.support.local_server import LocalServer
+
+# models are never downloaded in tests (read when a model loads, long after this module is imported)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from recommender.config import Settings, load_settings  # noqa: E402
-from recommender.sources.importer import iter_file  # noqa: E402
-from recommender.models import Paper  # noqa: E402
-from recommender.store import Store  # noqa: E402
-
-from tests.support.local_server import LocalServer  # noqa: E402
+# the bot's fixtures (demo_home, demo_db, demo_store, fake, rt), available to every test module
+pytest_plugins = ["tests.support.bot_fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -1,16 +1,16 @@
 """The transport-free parts of the bot: rich text (escaping, splitting), rendering, buttons, commands."""
 from __future__ import annotations
 
-
 import pytest
 
-from bot.commands import Caller, Commands, parse_timezone, UserError
+from bot.commands import Caller, Commands, UserError, parse_timezone
 from bot.render import bibtex, digest_buttons, numbered_ids
 from bot.reply import Button
 from bot.rich import Rich, split, to_html, to_plain, utf16_len
+from recommender.config import Settings
 from recommender.models import Paper
 from recommender.store import Store
-from tests.support.bot_fixtures import KeywordClassifier, LexicalEngine
+from tests.support.bot_fixtures import KeywordClassifier, hash_engine
 from tests.support.fake_telegram import parse_html
 
 
@@ -63,15 +63,13 @@ def test_timezones() -> None:
 
 
 @pytest.fixture
-def commands(store: Store, demo_papers: list[Paper]) -> Commands:
-    store.upsert_papers(demo_papers[:300])
-    return Commands(store=store, settings=None,  # type: ignore[arg-type]
-                    engine_factory=lambda: LexicalEngine(store), classifier_factory=KeywordClassifier)
+def commands(settings: Settings, demo_store: Store) -> Commands:
+    return Commands(settings, demo_store, engine_factory=lambda: hash_engine(settings, demo_store),
+                    classifier_factory=KeywordClassifier)
 
 
-def test_commands_answer_every_input_without_raising(commands: Commands, store: Store) -> None:
-    from recommender.config import load_settings
-    commands.settings = load_settings(env={})
+def test_commands_answer_every_input_without_raising(commands: Commands) -> None:
+    store = commands.store
     me = Caller(7, 7, "Q")
     pid = store.paper_ids()[0]
     inputs = ["", "   ", "/start", "/help", "/start@arxiv_digest_bot", "/LIKE " + pid, "/likes", "/likes 99",
@@ -92,8 +90,6 @@ def test_commands_answer_every_input_without_raising(commands: Commands, store: 
 
 
 def test_buttons_of_a_stale_or_forged_kind_are_answered(commands: Commands) -> None:
-    from recommender.config import load_settings
-    commands.settings = load_settings(env={})
     me = Caller(8, 8)
     for data in ["", "Z:1", "L:1:notanid", "S:", "FG:99", "FG:x", "F:xx.YY", "LK:abc", "ST:boom", "C:1234"]:
         replies = commands.press(me, data, [])

@@ -12,19 +12,18 @@ import pytest
 from bot.commands import Commands
 from bot.console import Console
 from recommender.config import Settings
-from recommender.models import Paper
 from recommender.store import Store
-from tests.support.bot_fixtures import KeywordClassifier, LexicalEngine
+from tests.support.bot_fixtures import KeywordClassifier, hash_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_a_scripted_terminal_session(settings: Settings, store: Store, demo_papers: list[Paper]) -> None:
-    store.upsert_papers(demo_papers)
+def test_a_scripted_terminal_session(settings: Settings, demo_store: Store) -> None:
+    store = demo_store
     latest = store.latest_announcement()
     pid = store.announced_ids(latest, categories=["cs.LG"])[0]
     out = io.StringIO()
-    console = Console(Commands(settings, store, engine_factory=lambda: LexicalEngine(store),
+    console = Console(Commands(settings, store, engine_factory=lambda: hash_engine(settings, store),
                                classifier_factory=KeywordClassifier), out=out, echo=True)
     script = ["/start", "1", "/follow cs.LG", "/interests large language models", f"/like {pid}", "/digest",
               "1", "1", "/export", "99", "/settings tz Asia/Tokyo", "/classify galaxies and dark matter", "/nope"]
@@ -54,11 +53,10 @@ def test_make_run_without_a_token_answers_a_piped_script(tmp_path: Path) -> None
     assert "Your arXiv digest for" in proc.stdout and "Close to 2606.28354" in proc.stdout
 
 
-def test_first_start_answers_while_the_models_warm_up(settings: Settings, store: Store,
-                                                     demo_papers: list[Paper]) -> None:
+def test_first_start_answers_while_the_models_warm_up(settings: Settings, demo_store: Store) -> None:
     import threading
     import time
-    store.upsert_papers(demo_papers[:50])
+    store = demo_store
     class SlowWarmup:  # stands in for bot.console.Warmup: not ready until released
         had_vectors = False
         first_embedding = True
@@ -67,7 +65,7 @@ def test_first_start_answers_while_the_models_warm_up(settings: Settings, store:
     warmup = SlowWarmup()
     release = warmup.ready
     out = io.StringIO()
-    console = Console(Commands(settings, store, engine_factory=lambda: LexicalEngine(store),
+    console = Console(Commands(settings, store, engine_factory=lambda: hash_engine(settings, store),
                                classifier_factory=KeywordClassifier), out=out, echo=True, warmup=warmup)  # type: ignore[arg-type]
     t0 = time.monotonic()
     console.run(io.StringIO("/start\n/help\n/follow cs.LG\n"))

@@ -5,7 +5,7 @@ A user's whole first day (start, follow from the menu, like, settings, the diges
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,10 +13,8 @@ import pytest
 from bot.pacing import Pacer
 from bot.telegram import Deliverer, Runtime, running
 from recommender.store import Store
-from tests.support.bot_fixtures import LATEST, ROOT, demo_db, fake, rt, run  # noqa: F401  (fixtures)
+from tests.support.bot_fixtures import LATEST, ROOT, run
 from tests.support.fake_telegram import FakeTelegram
-
-UTC = timezone.utc
 
 
 def some_paper(store: Store, day: str = LATEST, category: str = "cs.LG") -> str:

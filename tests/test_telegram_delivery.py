@@ -3,7 +3,7 @@ user, and a restart in the middle of a run; nothing is lost and nothing is sent 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,10 +12,9 @@ from bot.pacing import Pacer
 from bot.schedule import due, last_mark
 from bot.telegram import Deliverer, Runtime, build_application
 from recommender.store import Store, User
-from tests.support.bot_fixtures import LATEST, LexicalEngine, demo_db, fake, rt, run  # noqa: F401  (fixtures)
+from tests.support.bot_fixtures import LATEST, hash_engine, run
 from tests.support.fake_telegram import FakeTelegram
 
-UTC = timezone.utc
 AT_HOUR = datetime(2026, 6, 30, 12, 0, 30, tzinfo=UTC)
 
 
@@ -24,7 +23,8 @@ def add_users(store: Store, n: int, start: int = 10_000, tz: str = "UTC", hour: 
     for uid in ids:
         store.ensure_user(uid, chat_id=uid, timezone=tz, digest_hour=hour)
         store.set_user_categories(uid, ["cs.LG"])
-        store.update_user(uid, interests="language models reasoning")
+        # min_score 0: the test embedder's hashed-word cosines run lower than MiniLM's
+        store.update_user(uid, interests="language models reasoning", min_score=0.0)
     return ids
 
 
@@ -116,7 +116,8 @@ def test_restart_in_the_middle_of_a_run_sends_nothing_twice(rt: Runtime, fake: F
         assert 10 <= first < 30
         # "restart": a new application and runtime over the same database
         store2 = Store(rt.settings.db_path, taxonomy=rt.settings.taxonomy_path)
-        rt2 = Runtime(rt.settings, store2, Commands(rt.settings, store2, engine_factory=lambda: LexicalEngine(store2)))
+        rt2 = Runtime(rt.settings, store2,
+                      Commands(rt.settings, store2, engine_factory=lambda: hash_engine(rt.settings, store2)))
         app2 = build_application(rt2)
         async with app2:
             report = await Deliverer(rt2, app2.bot).run(now=AT_HOUR)

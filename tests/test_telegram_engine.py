@@ -4,31 +4,23 @@ with an empty feed, and the digest built by the real ranking."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, timezone
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from bot.commands import Commands
 from bot.telegram import Deliverer, Runtime, running
 from recommender.config import Settings
-from recommender.engine.core import Engine
 from recommender.models import Paper
 from recommender.store import Store
 from tests.support.arxiv_xml import rss_feed
-from tests.support.bot_fixtures import HashEmbedder, KeywordClassifier, run
+from tests.support.bot_fixtures import KeywordClassifier, hash_engine, run
 from tests.support.fake_telegram import TOKEN, FakeTelegram
 from tests.support.local_server import LocalServer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-UTC = timezone.utc
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as f:
-        yield f
 
 
 @pytest.fixture
@@ -36,7 +28,7 @@ def rt(settings: Settings, store: Store, fake: FakeTelegram, demo_papers: list[P
     s = dataclasses.replace(settings, telegram_token=TOKEN, telegram_api_url=fake.base_url,
                             categories=("cs.LG",))
     store.upsert_papers([p for p in demo_papers if p.announced != "2026-06-30"][:300])
-    engine = Engine(s, store, embedder=HashEmbedder())  # type: ignore[arg-type]
+    engine = hash_engine(s, store)
     engine.embed_missing(progress=False)
     r = Runtime(s, store, Commands(s, store, engine_factory=lambda: engine, classifier_factory=KeywordClassifier))
     yield r
@@ -85,7 +77,7 @@ def test_ingestion_job_then_digest_and_a_day_without_announcement(rt: Runtime, f
             d = Deliverer(rt, app.bot)
             fetched = datetime.fromisoformat(seen.replace("Z", "+00:00"))
             at_hour = fetched.replace(hour=8, minute=0, second=5)
-            at_hour = at_hour if at_hour >= fetched else at_hour.replace(day=at_hour.day + 1)
+            at_hour = at_hour if at_hour >= fetched else at_hour + timedelta(days=1)
             r = await d.run(now=at_hour)
             assert r.sent + r.empty == 1, r
             msg = fake.messages(uid)[-1]
@@ -94,7 +86,7 @@ def test_ingestion_job_then_digest_and_a_day_without_announcement(rt: Runtime, f
             # next morning: the feed is empty (no announcement), the user is told once
             empty = await rt.ingest()
             assert empty.announced is None
-            nxt = at_hour.replace(day=at_hour.day + 1)
+            nxt = at_hour + timedelta(days=1)
             assert (await d.run(now=nxt)).notices == 1
             assert "No new arXiv papers" in fake.messages(uid)[-1].text
             assert (await d.run(now=nxt.replace(hour=9))).due == 0

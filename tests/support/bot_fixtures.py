@@ -1,31 +1,46 @@
-"""Helpers for the bot's tests and benchmark: a lexical stand-in engine and classifier, a hashed-words embedder,
-settings, a runner, and the fixtures ``demo_db``, ``fake`` (the fake Bot API server) and ``rt`` (a bot runtime
-over a copy of the demo papers) that test modules import.
+"""What the bot's tests and benchmark share: the real engine on a fast embedder, a keyword classifier, settings, a
+runner, and the fixtures ``demo_home``, ``demo_db``, ``demo_store``, ``fake`` (the fake Bot API server) and ``rt``
+(a bot runtime over a copy of the demo papers). ``tests/conftest.py`` registers this module as a pytest plugin,
+so test modules use the fixtures without importing them.
 
-The stand-ins implement the interfaces of ``recommender.engine.core.Engine`` and ``recommender.classification.classify`` with
-word overlap over the real demo papers, so bot tests run in seconds and test the bot, not the models;
-``real_engine_or_skip`` gives the real engine for the tests that exercise it.
+Bot tests run the production :class:`recommender.engine.core.Engine` (so the digest rules, the minimum score,
+cross-lists and category-only users are production's by construction) with :class:`HashEmbedder`, a
+deterministic hashed-words embedder that subclasses the real :class:`~recommender.embedding.embed.Embedder`.
+The demo papers are embedded once per session (``demo_home``) and each test copies that state directory. The
+shipped classifier takes seconds to load, so :class:`KeywordClassifier` stands in for it: it satisfies
+:class:`recommender.interfaces.CategoryClassifier` and returns real
+:class:`~recommender.classification.classify.Prediction` objects.
 """
 from __future__ import annotations
 
 import asyncio
 import re
 import shutil
-from dataclasses import dataclass
+import zlib
+from collections.abc import Awaitable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Awaitable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 import pytest
 
+from recommender.classification.classify import Prediction
 from recommender.config import Settings, load_settings
+from recommender.embedding.embed import Embedder
+from recommender.engine.core import Engine
+from recommender.interfaces import CategoryClassifier, RecommenderEngine
 from recommender.sources.importer import import_file
-from recommender.models import Paper
 from recommender.store import Store
+
+if TYPE_CHECKING:
+    from bot.telegram import Runtime
+    from tests.support.fake_telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "data" / "demo_papers.jsonl.gz"
 LATEST = "2026-06-30"  # the demo sample's latest announcement day
 
+T = TypeVar("T")
 WORD = re.compile(r"[a-z]{3,}")
 
 
@@ -33,85 +48,54 @@ def words(text: str) -> set[str]:
     return set(WORD.findall(text.lower()))
 
 
-@dataclass
-class Rec:
-    paper: Paper
-    score: float
-    why: str = ""
-    nearest_id: str | None = None
-    nearest_cos: float | None = None
+class HashEmbedder(Embedder):
+    """A tiny deterministic embedder (hashed word counts, L2-normalised) for running the real Engine fast."""
+
+    name = "hash-test"
+    backend = "test"
+
+    @property
+    def dim(self) -> int:
+        return 256
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for w in words(text):
+                out[row, zlib.crc32(w.encode()) % self.dim] += 1.0
+            out[row, 0] += 1e-3
+        normed: np.ndarray = out / np.linalg.norm(out, axis=1, keepdims=True)
+        return normed
 
 
-class LexicalEngine:
-    """Jaccard similarity over title+abstract words; same method names and results as the real Engine."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._bags: dict[str, set[str]] = {}
-
-    def _bag(self, p: Paper) -> set[str]:
-        if p.id not in self._bags:
-            self._bags[p.id] = words(p.title + " " + p.abstract)
-        return self._bags[p.id]
-
-    def embed_missing(self, progress: bool = False) -> int:
-        return 0
-
-    def ensure_papers(self, ids: list[str]) -> dict[str, Paper]:
-        return self.store.get_papers(ids)
-
-    def _rank(self, query: set[str], candidates: list[Paper], n: int, exclude: set[str]) -> list[Rec]:
-        scored = []
-        for p in candidates:
-            if p.id in exclude:
-                continue
-            bag = self._bag(p)
-            s = len(query & bag) / (len(query | bag) or 1)
-            scored.append(Rec(p, round(s, 4)))
-        scored.sort(key=lambda r: (-r.score, r.paper.id))
-        return scored[:n]
-
-    def similar(self, query: str, n: int = 5) -> list[Rec]:
-        p = self.store.get_paper(query)
-        q = self._bag(p) if p else words(query)
-        return self._rank(q, list(self.store.iter_papers()), n, {p.id} if p else set())
-
-    def digest(self, user_id: int, day: str, n: int | None = None) -> list[Rec]:
-        user = self.store.get_user(user_id)
-        assert user is not None
-        q = words(user.interests)
-        for p in self.store.get_papers(self.store.liked_ids(user_id)).values():
-            q |= self._bag(p)
-        ids = self.store.announced_ids(day, categories=user.categories or None)
-        done = self.store.delivered_ids(user_id) | {f[0] for f in self.store.feedback(user_id)}
-        recs = self._rank(q, list(self.store.get_papers(ids).values()), n or user.digest_size, done)
-        for r in recs:
-            r.why = f"shares {len(q & self._bag(r.paper))} words with your profile"
-        return recs
-
-
-@dataclass
-class Pred:
-    categories: list[tuple[str, float]]
-    masters: list[tuple[str, float]]
-    names: dict[str, str]
-    unknown_ratio: float = 0.0
+def hash_engine(settings: Settings, store: Store) -> Engine:
+    """The production engine over ``store`` with :class:`HashEmbedder` (no model to load)."""
+    return Engine(settings, store, embedder=HashEmbedder())
 
 
 class KeywordClassifier:
-    meta = {"name": "keywords-test"}
+    """Stands in for the shipped SHA-RNN (seconds to load): astronomy words give astro-ph, anything else cs.LG."""
 
-    def predict_batch(self, papers: list[tuple[str, str]], batch_size: int = 256) -> list[Pred]:
+    meta: dict[str, Any] = {"name": "keywords-test"}
+    names = {"astro-ph.GA": "Astrophysics of Galaxies", "astro-ph.CO": "Cosmology and Nongalactic Astrophysics",
+             "cs.LG": "Machine Learning", "cs.AI": "Artificial Intelligence", "stat.ML": "Machine Learning"}
+
+    def predict_batch(self, papers: Sequence[tuple[str, str]], batch_size: int = 256) -> list[Prediction]:
         return [self.predict(t, a) for t, a in papers]
 
-    def predict(self, title: str, abstract: str) -> Pred:
+    def predict(self, title: str, abstract: str) -> Prediction:
         w = words(title + " " + abstract)
         if not w:
             raise ValueError("nothing to classify: title and abstract are both empty")
         if w & {"galaxy", "galaxies", "stars", "stellar", "dark"}:
-            return Pred([("astro-ph.GA", 0.81), ("astro-ph.CO", 0.33)], [("Physics", 0.87)], {})
-        return Pred([("cs.LG", 0.72), ("cs.AI", 0.41), ("stat.ML", 0.2)], [("Computer Science", 0.83),
-                                                                         ("Statistics", 0.2)], {})
+            return Prediction([("astro-ph.GA", 0.81), ("astro-ph.CO", 0.33)], [("Physics", 0.87)], self.names)
+        return Prediction([("cs.LG", 0.72), ("cs.AI", 0.41), ("stat.ML", 0.2)],
+                          [("Computer Science", 0.83), ("Statistics", 0.2)], self.names)
+
+
+def _satisfies_the_interfaces(settings: Settings, store: Store) -> tuple[RecommenderEngine, CategoryClassifier]:
+    """Never called: mypy checks here that the test doubles satisfy the library's Protocols."""
+    return hash_engine(settings, store), KeywordClassifier()
 
 
 def bot_settings(tmp: Path, api_url: str, **kw: Any) -> Settings:
@@ -120,64 +104,64 @@ def bot_settings(tmp: Path, api_url: str, **kw: Any) -> Settings:
                          api_delay=0.0, api_retries=1, **kw)
 
 
-def run(coro: Awaitable[Any], timeout: float = 120) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, timeout))  # type: ignore[arg-type]
+def run(coro: Awaitable[T], timeout: float = 120) -> T:
+    async def bounded() -> T:
+        return await asyncio.wait_for(coro, timeout)
+    return asyncio.run(bounded())
 
 
-class HashEmbedder:
-    """A tiny deterministic embedder (hashed word counts, L2-normalised) for running the real Engine fast."""
-
-    name = "hash-test"
-    backend = "test"
-    dim = 256
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}|{self.dim}"
-
-    def encode(self, texts: Any, batch_size: int = 32, progress: bool = False) -> Any:
-        import zlib
-
-        import numpy as np
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for w in words(text):
-                out[row, zlib.crc32(w.encode()) % self.dim] += 1.0
-            out[row, 0] += 1e-3
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-    def encode_one(self, text: str) -> Any:
-        return self.encode([text])[0]
+def copy_home(src: Path, settings: Settings) -> None:
+    """Copy a prepared state directory (database, vectors, tf-idf index) into ``settings.home``."""
+    shutil.copytree(src, settings.home, dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo papers imported once per session; tests copy the file."""
-    path = tmp_path_factory.mktemp("demo") / "demo.sqlite"
-    store = Store(path, taxonomy=ROOT / "data" / "taxonomy.json")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A state directory holding the demo papers, embedded (HashEmbedder) and tf-idf indexed once per session;
+    tests copy it (:func:`copy_home`)."""
+    settings = load_settings(env={}, home=tmp_path_factory.mktemp("demo") / "var")
+    settings.ensure_home()
+    store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
     import_file(store, DEMO)
+    hash_engine(settings, store).embed_missing(progress=False)
     store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
-    return path
+    return settings.home
+
+
+@pytest.fixture(scope="session")
+def demo_db(demo_home: Path) -> Path:
+    """The demo papers' database (part of ``demo_home``)."""
+    return demo_home / "arxiv_digest.sqlite"
 
 
 @pytest.fixture
-def fake() -> Iterator[Any]:
+def demo_store(settings: Settings, demo_home: Path) -> Iterator[Store]:
+    """A store over a private copy of ``demo_home`` in the ``settings`` state directory (vectors included, so
+    ``hash_engine(settings, store)`` needs no embedding)."""
+    copy_home(demo_home, settings)
+    store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTelegram]:
     from tests.support.fake_telegram import FakeTelegram
     with FakeTelegram() as f:
         yield f
 
 
 @pytest.fixture
-def rt(tmp_path: Path, fake: Any, demo_db: Path) -> Iterator[Any]:
-    """A bot runtime over a copy of the demo papers, with the lexical engine and keyword classifier."""
+def rt(tmp_path: Path, fake: FakeTelegram, demo_home: Path) -> Iterator[Runtime]:
+    """A bot runtime over a copy of the demo papers, with the real engine (HashEmbedder) and the keyword
+    classifier."""
     from bot.commands import Commands
     from bot.telegram import Runtime
     settings = bot_settings(tmp_path, fake.base_url)
-    settings.ensure_home()
-    shutil.copy(demo_db, settings.db_path)
+    copy_home(demo_home, settings)
     store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
-    r = Runtime(settings, store, Commands(settings, store, engine_factory=lambda: LexicalEngine(store),
+    r = Runtime(settings, store, Commands(settings, store, engine_factory=lambda: hash_engine(settings, store),
                                           classifier_factory=KeywordClassifier))
     yield r
     r.close()
