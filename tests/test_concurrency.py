@@ -230,7 +230,8 @@ class GatedEmbedder(Embedder):
             for w in text.lower().split():
                 out[r, zlib.crc32(w.encode()) % self.dim] += 1.0
             out[r, 0] += 1e-3
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+        unit: np.ndarray = out / np.linalg.norm(out, axis=1, keepdims=True)
+        return unit
 
 
 def _paper(i: int, topic: str) -> Paper:

@@ -20,6 +20,7 @@ import logging
 import os
 import pickle
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,8 +186,19 @@ class LexicalIndex:
             tmp = self.directory / f"ids.json.{tag}"
             tmp.write_text(json.dumps(snap.ids))
             os.replace(tmp, self.directory / "ids.json")
+            self._remove_stale_temporaries()
             self._snap = LexicalSnapshot(snap.vectorizer, snap.fitted_on, snap.ids, snap.row, snap.matrix,
                                          self._listing())
+
+    def _remove_stale_temporaries(self, age: float = 3600.0) -> None:
+        """Temporary files a crashed save left behind (an hour old: no save takes that long)."""
+        cutoff = time.time() - age
+        for stale in self.directory.glob("*.tmp"):
+            try:
+                if stale.stat().st_mtime < cutoff:
+                    stale.unlink()
+            except FileNotFoundError:
+                pass
 
     def reload_if_changed(self) -> bool:
         """Re-read the files if another process saved them since this snapshot was read or saved; keeps the

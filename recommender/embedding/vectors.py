@@ -138,7 +138,8 @@ class VectorSnapshot:
         """Vectors of ``ids`` in order, shape (len(ids), dim); KeyError for an id without a vector."""
         if not len(ids):
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self.matrix[self.rows(ids)]
+        out: np.ndarray = self.matrix[self.rows(ids)]
+        return out
 
     def search_many(self, queries: np.ndarray, k: int = 10, exclude: Sequence[set[str]] | None = None,
                     candidates: Sequence[str] | None = None) -> list[list[tuple[str, float]]]:

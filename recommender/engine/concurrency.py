@@ -11,13 +11,15 @@ embedding, classification) builds new state elsewhere and *publishes* it atomica
   the commands share it; never open a second Engine on the same state directory in one process). Each index
   has one writer at a time (its writer lock); readers take no lock.
 - **Engine**: its writer steps (``embed_missing``, ``refresh``, ``seed_vectors``, ``embed_ids``,
-  ``sync_lexical``, the embedding inside ``ensure_papers``) are serialised by one writer lock
-  (:class:`WriterLock`), held only by background work; the reply path (``similar``, ``recommend``,
-  ``digest``, ``profile``, ``embed_text``, ``vectors``) never takes it. ``vectors(ids)`` reads only: a few
-  papers without a vector are encoded on the spot without being stored; more than that are left out of a
-  ranking (and logged) until a writer step has embedded them. Encoding a one-line query is never queued
-  behind bulk embedding: bulk embedding encodes in small chunks with no engine lock, and the ONNX session and
-  torch inference are called from several threads at once.
+  ``sync_lexical``, ``reload_if_changed``) are serialised by one writer lock (:class:`WriterLock`), held only
+  by background work; the reply path (``similar``, ``recommend``, ``digest``, ``profile``, ``embed_text``,
+  ``vectors``, ``missing_vectors``) never takes it. ``ensure_papers`` (look-ups of unknown ids: blocks on
+  arXiv, so it runs on a background thread) publishes its few new vectors through the index's own writer
+  lock, held only for one part file and a swap, so a look-up is not queued behind a day's bulk embedding.
+  ``vectors(ids)`` reads only: a few papers without a vector are encoded on the spot without being stored;
+  more raise ``VectorsPending`` (rankings leave them out, logged) until a writer step (``embed_ids``) has
+  embedded them. Encoding a one-line query is never queued behind bulk embedding: bulk embedding encodes in
+  chunks of 32 with no engine lock, and the ONNX session and torch inference run on several threads at once.
 - **SQLite store**: one connection per thread (WAL); rows committed by a writer are seen by the next read.
 - **arXiv**: every API request of the process, and of every other process on the same state directory, takes
   one slot of one politeness budget (below).

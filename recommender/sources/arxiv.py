@@ -433,7 +433,7 @@ class ArxivClient:
         query = (f"cat:{category} AND submittedDate:[{start:%Y%m%d}0000 TO {end:%Y%m%d}2359]")
         offset, total, empty_runs = 0, None, 0
         while total is None or offset < total:
-            params = {"search_query": query, "start": offset, "max_results": size,
+            params: dict[str, str | int] = {"search_query": query, "start": offset, "max_results": size,
                       "sortBy": "submittedDate", "sortOrder": "ascending"}
             papers, page_total = parse_api(self._get(self.settings.api_url, params),
                                            source=f"{self.settings.api_url} {category} @{offset}")
