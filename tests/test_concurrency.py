@@ -291,6 +291,23 @@ def test_a_lookup_stuck_on_a_silent_arxiv_does_not_hold_up_replies(settings: Set
     assert isinstance(outcome[0], LookupError) and isinstance(outcome[0].__cause__, ArxivShutdown)
 
 
+def test_the_bot_engine_picks_up_what_an_ingest_process_wrote(settings: Settings, store: Store) -> None:
+    emb = GatedEmbedder()
+    emb.release.set()
+    bot = Engine(settings, store, embedder=emb)
+    store.upsert_papers([_paper(i, t) for i, t in enumerate(["quantum codes", "galaxy clusters"] * 3, start=1)])
+    bot.embed_missing(progress=False)
+    assert not bot.reload_if_changed()
+    ingest = Engine(settings, store, embedder=emb)  # `arxiv-digest ingest`: its own Engine on the same files
+    store.upsert_papers([_paper(i, "protein folding") for i in range(100, 110)])
+    assert ingest.embed_missing(progress=False) == 10
+    assert bot.missing_vectors(["2601.00100"]) == ["2601.00100"] and len(bot.lexical) == 6
+    assert bot.reload_if_changed()
+    assert bot.missing_vectors(["2601.00100"]) == [] and len(bot.lexical) == 16
+    assert bot.similar("protein folding", n=1)[0].paper.id.startswith("2601.001")
+    assert not bot.reload_if_changed()
+
+
 def test_vectors_on_the_reply_path_do_not_embed_hundreds(settings: Settings, store: Store) -> None:
     from recommender.engine.core import TRANSIENT_EMBED_LIMIT, VectorsPending
 
