@@ -11,6 +11,7 @@ Importing this module loads no model and no heavy dependency.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from recommender.models import Paper
@@ -46,6 +47,14 @@ class RecommenderEngine(Protocol):
 
     def refresh(self, ids: Sequence[str]) -> int:
         """Re-embed stored papers whose text changed; returns how many vectors were replaced."""
+        ...
+
+    def seed_vectors(self, path: Path | str) -> int:
+        """Take stored papers' vectors from an exported file made by the current model; returns how many."""
+        ...
+
+    def reload_if_changed(self) -> bool:
+        """Swap in vector / tf-idf files another process wrote (a writer step: off the reply path)."""
         ...
 
 
