@@ -74,6 +74,7 @@ class CommandsBase:
         self._classifier_factory = classifier_factory or self._default_classifier
         self._engine: Any = None
         self._engine_lock = threading.Lock()  # one Engine per Commands, whichever thread asks first
+        self._no_classifier = False  # set once loading the classifier failed
         self.scheduled = True  # digests are sent at the user's hour (False in the terminal: on demand only)
 
     # -- collaborators, loaded on first use -------------------------------------------------------------
@@ -169,14 +170,21 @@ class CommandsBase:
         return found, [i for i in ids if i not in found]
 
     def _classify_new(self, ids: Sequence[str]) -> None:
-        """Store predicted categories for papers just fetched from arXiv (skipped if no classifier)."""
-        if not ids:
+        """Store predicted categories for ``ids`` (papers just fetched from arXiv, or a digest's papers that
+        ingestion or the terminal's warm-up has not reached yet); skipped when no classifier is installed."""
+        if not ids or self._no_classifier:
+            return
+        try:
+            classifier = self.classifier
+        except Exception as exc:  # predictions decorate replies; a missing model must not fail the command
+            log.warning("no category predictions: the classifier could not be loaded (%s)", exc)
+            self._no_classifier = True  # said once, not on every digest
             return
         try:
             from recommender.engine.pipeline import classify_papers
-            classify_papers(self.store, self.classifier, list(ids))
-        except Exception:  # predictions decorate replies; a missing model must not fail the command
-            log.warning("could not classify fetched papers %s", list(ids), exc_info=True)
+            classify_papers(self.store, classifier, list(ids))
+        except Exception:
+            log.warning("could not classify papers %s", list(ids), exc_info=True)
 
     @staticmethod
     def _missing_text(missing: Sequence[str]) -> str:

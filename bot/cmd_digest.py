@@ -4,8 +4,9 @@ when nothing matched or nothing was announced.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from recommender.store import User
 
@@ -30,10 +31,15 @@ class DigestCommands(CommandsBase):
     def plan_digest(self, user: User, day: str, recs: Sequence[Any]) -> DigestPlan:
         """The compact digest message for ``recs`` (Recommendations) of announcement ``day``."""
         out = Rich().b(f"Your arXiv digest for {day}").nl()
-        preds = self._predictions([r.paper.id for r in recs])
+        ids = [r.paper.id for r in recs]
+        preds = self._predictions(ids)
+        unpredicted = [i for i in ids if i not in preds]
+        if unpredicted:  # not reached yet by ingestion or the terminal's warm-up: classify these few now
+            self._classify_new(unpredicted)
+            preds = self._predictions(ids)
         out.nl()
         for k, r in enumerate(recs, 1):
-            render.paper_card(out, r.paper, k, why=getattr(r, "why", ""), predicted=preds.get(r.paper.id, ()))
+            render.paper_card(out, r.paper, k, why=r.why, predicted=preds.get(r.paper.id, ()))
             out.nl()
         out.i("👍/👎 teach me your taste; 🔎 shows more like a paper.")
         liked, disliked = set(self.store.liked_ids(user.id)), set(self.store.disliked_ids(user.id))
