@@ -10,8 +10,10 @@ score (a thin day sends fewer papers, not worse ones) and keeps each user's top 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +30,8 @@ from recommender.ranking.profile import (
 )
 
 log = logging.getLogger(__name__)
+WORKERS = min(2, os.cpu_count() or 1)  # blocks of profiles scored at once
+WIDEN = 4  # candidates per profile whose embedding-only score is pooled to apply the threshold: WIDEN * n
 
 
 class _DigestStore(Protocol):
@@ -90,31 +94,49 @@ def rank_many(profiles: list[Profile], ids: Sequence[str], vectors: np.ndarray, 
     blocks = [p.condensed(params.max_positives) for p in profiles]
     shared = shared_likes(blocks, cand, lexical, params)
     k = min(n, len(ids))
-    for start, stop in chunks(blocks, max_columns):
-        if all(b is None for b in blocks[start:stop]):
-            continue
+    wide = min(len(ids), WIDEN * k)
+    def one_chunk(start: int, stop: int) -> None:
+        live = np.array([jj for jj in range(stop - start) if blocks[start + jj] is not None], dtype=np.int64)
+        if not len(live):
+            return
         b = score_block(profiles[start:stop], blocks[start:stop], cand, lexical, params,
                         shared.view(start, stop) if shared is not None else None)
-        values = b.score
-        for jj, thr in enumerate(thresholds[start:stop]):
-            if thr is not None:
-                values[b.semantic[:, jj] < thr, jj] = -np.inf
-        if k < len(ids):
-            top = np.argpartition(-values, k - 1, axis=0)[:k]
-        else:
-            top = np.broadcast_to(np.arange(len(ids))[:, None], (len(ids), stop - start))
-        for jj in range(stop - start):
-            j = start + jj
-            if blocks[j] is None:
-                continue
-            rows = top[:, jj]
-            v = values[rows, jj]
-            order = np.lexsort((rows, -v))
-            rows = rows[order][np.isfinite(v[order])]
+        values = b.score[live]  # (live profiles, candidates): the ranking score
+        thr = np.array([np.nan if t is None else t for t in (thresholds[start + jj] for jj in live)], np.float32)
+        # the threshold compares the embedding-only score: pooled for each profile's `wide` best by ranking
+        # score; when k of those pass, they hold the k best passing ones; else for every candidate
+        top = np.argpartition(-values, wide - 1, axis=1)[:, :wide] if wide < len(ids) else \
+            np.broadcast_to(np.arange(len(ids)), (len(live), len(ids)))
+        sem = b.semantic_at(live, top)
+        ok = np.isnan(thr)[:, None] | (sem >= thr[:, None])
+        short = np.flatnonzero((ok.sum(axis=1) < k) & (wide < len(ids)))
+        if len(short):
+            full = b.semantic(live[short])
+            for x, i in enumerate(short.tolist()):
+                top_i = np.argsort(-np.where(full[x] >= thr[i], values[i], -np.inf), kind="stable")[:wide]
+                top[i] = top_i  # type: ignore[index]
+                sem[i] = full[x, top_i]
+                ok[i] = full[x, top_i] >= thr[i]
+        for i, jj in enumerate(live.tolist()):
+            rows = top[i][ok[i]]
+            v = values[i, rows]
+            order = np.lexsort((rows, -v))[:k]
+            s_i = sem[i][ok[i]][order]
+            rows = rows[order]
             nearest, cos = b.nearest(jj, rows)
             labels = b.labels[jj]
-            interest = profiles[j].interest
-            out[j] = [Ranked(ids[r], float(values[r, jj]), labels[int(i)], float(c),
-                             why_line(labels[int(i)], float(c), interest), float(b.semantic[r, jj]))
-                      for r, i, c in zip(rows.tolist(), nearest.tolist(), cos.tolist())]
+            interest = profiles[start + jj].interest
+            out[start + jj] = [Ranked(ids[r], float(values[i, r]), labels[x], c, why_line(labels[x], c, interest),
+                                      float(sv))
+                               for r, x, c, sv in zip(rows.tolist(), nearest.tolist(), cos.tolist(), s_i.tolist(), strict=True)]
+
+    spans = chunks(blocks, max_columns)
+    workers = min(WORKERS, len(spans))
+    if workers <= 1:
+        for start, stop in spans:
+            one_chunk(start, stop)
+    else:  # numpy, BLAS and scipy's sparse products release the GIL: two blocks at once use two cores
+        with ThreadPoolExecutor(workers, thread_name_prefix="rank") as pool:
+            for _ in pool.map(lambda span: one_chunk(*span), spans):
+                pass
     return out

@@ -29,6 +29,8 @@ into one matrix, per-profile pooling by segment reductions); :func:`score` is th
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -163,67 +165,104 @@ def condense(vecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, counts
 
 
+def _segment_sums(x: np.ndarray, offsets: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """(U, n) sums of the row segments of a (P, n) matrix: a 0/1 selector matrix times it (numpy's reduceat
+    along rows is ten times slower)."""
+    seg = np.repeat(np.arange(len(widths)), widths)
+    rows = np.concatenate([np.arange(o, o + w) for o, w in zip(offsets.tolist(), widths.tolist(), strict=True)]) \
+        if len(offsets) and (offsets[0] != 0 or int(widths.sum()) != x.shape[0]) else np.arange(x.shape[0])
+    sel = sp.csr_matrix((np.ones(len(seg), np.float32), (seg, rows)), shape=(len(widths), x.shape[0]))
+    return np.asarray(sel @ x, dtype=np.float32)
+
+
+def _segment_max(x: np.ndarray, offsets: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    out = np.empty((len(offsets), x.shape[1]), np.float32)
+    for j, (o, w) in enumerate(zip(offsets.tolist(), widths.tolist(), strict=True)):
+        np.max(x[o:o + w], axis=0, out=out[j])
+    return out
+
+
 def pool_segments(sims: np.ndarray, offsets: np.ndarray, widths: np.ndarray, params: ScoringParams,
                   logw: np.ndarray | None = None) -> np.ndarray:
-    """Pool an (n, P) matrix of similarities to stacked positives into (n, U) scores, one column per segment
-    (``offsets``/``widths``: each profile's columns; ``logw``: how many likes each column stands for)."""
+    """Pool a (P, n) matrix of similarities of n candidates to P stacked positives into (U, n) scores, one
+    row per segment (``offsets``/``widths``: each profile's rows; ``logw``: how many likes each row stands
+    for)."""
     if params.method == "max":
-        return np.maximum.reduceat(sims, offsets, axis=1)
+        return _segment_max(sims, offsets, widths)
     if params.method == "knn":  # the k-th largest within a segment has no reduceat form
-        out = np.empty((sims.shape[0], len(offsets)), np.float32)
-        for j, (o, w) in enumerate(zip(offsets, widths)):
-            k = min(params.k, int(w))
-            seg = sims[:, o:o + w]
-            out[:, j] = np.partition(seg, w - k, axis=1)[:, -k:].mean(axis=1) if w > 1 else seg[:, 0]
+        out = np.empty((len(offsets), sims.shape[1]), np.float32)
+        for j, (o, w) in enumerate(zip(offsets.tolist(), widths.tolist(), strict=True)):
+            k = min(params.k, w)
+            seg = sims[o:o + w]
+            out[j] = np.partition(seg, w - k, axis=0)[-k:].mean(axis=0) if w > 1 else seg[0]
         return out
     # softmax / hybrid: shifted by 1/tau (cosines are <= 1) so exp never overflows float32; in place
     inv = np.float32(1.0 / params.tau)
     e = sims * inv
     e -= inv
     if logw is not None and logw.any():
-        e += logw[None, :]
+        e += logw[:, None]
     np.exp(e, out=e)
-    den = np.add.reduceat(e, offsets, axis=1)
+    den = _segment_sums(e, offsets, widths)
     e *= sims
-    num = np.add.reduceat(e, offsets, axis=1)
+    num = _segment_sums(e, offsets, widths)
     lost = den <= 0  # every weight underflowed (tiny tau, far candidates): the softmax is the maximum
     if lost.any():
-        num[lost] = np.maximum.reduceat(sims, offsets, axis=1)[lost]
+        num[lost] = _segment_max(sims, offsets, widths)[lost]
         den[lost] = 1.0
-    return num / den
+    num /= den
+    return num
 
 
 def pool(sims: np.ndarray, params: ScoringParams, log_weights: np.ndarray | None = None) -> np.ndarray:
     """Pool an (n, m) matrix of cosines to the m positive items of one profile into one score per row."""
-    sims = np.asarray(sims, np.float32)
-    return pool_segments(sims, np.array([0]), np.array([sims.shape[1]]), params, log_weights)[:, 0]
+    sims = np.ascontiguousarray(np.asarray(sims, np.float32).T)
+    return pool_segments(sims, np.array([0]), np.array([sims.shape[0]]), params, log_weights)[0]
 
 
 @dataclass
 class Shared:
     """Similarities of every distinct liked paper to the candidates, computed once for many profiles (users
-    like papers from the same daily listings): ``emb`` and ``lex`` are (distinct likes, candidates); ``cols[j]``
-    gives, for each positive of profile j, its row there (-1: not shared, e.g. the interest)."""
+    like papers from the same daily listings): ``emb`` (embedding cosines) and ``mixed`` (with the tf-idf half,
+    None without tf-idf) are (distinct likes, candidates); ``cols[j]`` gives, for each positive of profile j,
+    its row there (-1: not shared, e.g. the interest)."""
 
     cols: list[np.ndarray | None]
     emb: np.ndarray
-    lex: np.ndarray | None
+    mixed: np.ndarray | None
 
     def view(self, start: int, stop: int) -> Shared:
-        return Shared(self.cols[start:stop], self.emb, self.lex)
+        return Shared(self.cols[start:stop], self.emb, self.mixed)
 
 
 SHARED_BUDGET_BYTES = 768 * 2**20
 LEX_ROWS_PER_PRODUCT = 4096  # sparse products are chunked so their sparse result stays small
 
 
-def _lex_sims(rows: sp.csr_matrix, cand_lex: sp.csr_matrix) -> np.ndarray:
-    """Dense (rows, candidates) tf-idf cosines, computed in chunks of rows."""
+def _lex_sims(rows: sp.csr_matrix, cand_lex: sp.csr_matrix, workers: int = 1) -> np.ndarray:
+    """Dense (rows, candidates) tf-idf cosines, computed in chunks of rows (on ``workers`` threads: scipy's
+    sparse products release the GIL)."""
     out = np.empty((rows.shape[0], cand_lex.shape[0]), np.float32)
     cand_t = cand_lex.T.tocsc()
-    for s in range(0, rows.shape[0], LEX_ROWS_PER_PRODUCT):
+
+    def part(s: int) -> None:
         out[s:s + LEX_ROWS_PER_PRODUCT] = (rows[s:s + LEX_ROWS_PER_PRODUCT] @ cand_t).toarray()
+
+    starts = range(0, rows.shape[0], LEX_ROWS_PER_PRODUCT)
+    if workers > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(workers, thread_name_prefix="tfidf") as pool:
+            list(pool.map(part, starts))
+    else:
+        for s in starts:
+            part(s)
     return out
+
+
+def _mix(emb: np.ndarray, lex: np.ndarray, w: float) -> np.ndarray:
+    """``(1 - w) * emb + w * lex``, reusing ``lex``'s memory."""
+    lex *= np.float32(w)
+    lex += np.float32(1 - w) * emb
+    return lex
 
 
 def shared_likes(blocks: list[Positives | None], cand: np.ndarray, cand_lex: sp.csr_matrix | None,
@@ -233,6 +272,9 @@ def shared_likes(blocks: list[Positives | None], cand: np.ndarray, cand_lex: sp.
     on fingerprints: their products with fixed random probes)."""
     if params.method == "mean":
         return None
+    labels = [x for b in blocks if b is not None for x in b.labels if x is not None]
+    if not labels or len(set(labels)) > 0.75 * len(labels):
+        return None  # too few likes in common to be worth it
     use_lex = cand_lex is not None and params.lexical_weight > 0 and all(
         b is None or b.lex is not None for b in blocks)
     rng = np.random.default_rng(0)
@@ -243,157 +285,217 @@ def shared_likes(blocks: list[Positives | None], cand: np.ndarray, cand_lex: sp.
     first: dict[str, tuple[int, float, float]] = {}  # id -> (row, fingerprint, tf-idf fingerprint)
     src: list[tuple[int, int]] = []  # (block, position) of each distinct row
     cols: list[np.ndarray | None] = []
-    total = 0
     for j, b in enumerate(blocks):
         if b is None:
             cols.append(None)
             continue
-        fp = b.vecs @ probe
-        fpl = b.lex @ probe_lex if probe_lex is not None and b.lex is not None else np.zeros(len(fp), np.float32)
+        fp = (b.vecs @ probe).tolist()
+        fpl = (b.lex @ probe_lex).tolist() if probe_lex is not None and b.lex is not None else [0.0] * len(fp)
         c = np.full(len(b.labels), -1, np.int64)
         for i, label in enumerate(b.labels):
             if label is None:
                 continue
-            total += 1
             known = first.get(label)
             if known is None:
-                first[label] = (len(src), float(fp[i]), float(fpl[i]))
+                first[label] = (len(src), fp[i], fpl[i])
                 c[i] = len(src)
                 src.append((j, i))
-            elif known[1] == float(fp[i]) and known[2] == float(fpl[i]):
+            elif known[1] == fp[i] and known[2] == fpl[i]:
                 c[i] = known[0]
         cols.append(c)
-    if not src or len(src) > 0.75 * total or \
-            len(cand) * len(src) * 4 * (2 if use_lex else 1) > SHARED_BUDGET_BYTES:
+    if len(cand) * len(src) * 4 * (2 if use_lex else 1) > SHARED_BUDGET_BYTES:
         return None
     emb = np.stack([blocks[j].vecs[i] for j, i in src]).astype(np.float32) @ cand.T  # type: ignore[union-attr]
-    lex = None
+    mixed = None
     if use_lex and cand_lex is not None:
-        rows = sp.vstack([blocks[j].lex[i] for j, i in src]).tocsr()  # type: ignore[union-attr,index]
-        lex = _lex_sims(rows, cand_lex)
-    return Shared(cols, emb, lex)
+        base = np.cumsum([0] + [0 if b is None else len(b.labels) for b in blocks])
+        every = sp.vstack([b.lex for b in blocks if b is not None]).tocsr()  # type: ignore[union-attr]
+        rows = every[np.array([base[j] + i for j, i in src])]
+        mixed = _mix(emb, _lex_sims(rows, cand_lex, min(2, os.cpu_count() or 1)), params.lexical_weight)
+    return Shared(cols, emb, mixed)
 
 
 @dataclass
 class Block:
-    """Scores of a block of profiles over n candidates: ``score`` and ``semantic`` are (n, U); ``sims`` (the
-    similarities that rank) and ``emb`` (embedding cosines) are (n, P) over the stacked positives, columns
-    ``offsets[j]:offsets[j] + widths[j]`` belonging to profile j (width 0: an empty profile)."""
+    """Scores of a block of U profiles over n candidates. ``score`` (U, n) is the ranking score; ``sims``
+    (P, n) the similarities that rank, for the stacked positives (rows ``offsets[j]:offsets[j] + widths[j]``
+    belong to profile j; width 0: an empty profile). The embedding-only (``semantic``) score, which thresholds
+    compare to, is pooled on demand: for a few candidates per profile (:meth:`semantic_at`) or all of them."""
 
     score: np.ndarray
-    semantic: np.ndarray
     sims: np.ndarray
-    emb: np.ndarray
     offsets: np.ndarray
     widths: np.ndarray
     labels: list[list[str | None]]
+    params: ScoringParams
+    logw: np.ndarray  # (P,)
+    lexical: bool  # whether tf-idf is in sims (else the semantic score is the ranking score)
+    cent: np.ndarray | None  # (U, n) hybrid: cosine to each profile's centroid
+    penalty: np.ndarray | None  # (U, n) dislike penalties
+    own_emb: np.ndarray  # (own rows, n) embedding cosines computed for this block
+    own_row: np.ndarray  # (P,) row in own_emb, or -1 when shared
+    shared_row: np.ndarray  # (P,) row in shared_emb, or -1
+    shared_emb: np.ndarray | None
+
+    def emb_at(self, prow: np.ndarray, ccol: np.ndarray) -> np.ndarray:
+        """Embedding cosines of positives ``prow`` to candidates ``ccol`` (same shapes or broadcastable)."""
+        prow, ccol = np.broadcast_arrays(prow, ccol)
+        out = np.empty(prow.shape, np.float32)
+        own = self.own_row[prow]
+        mine = own >= 0
+        out[mine] = self.own_emb[own[mine], ccol[mine]]
+        if not mine.all():
+            assert self.shared_emb is not None
+            out[~mine] = self.shared_emb[self.shared_row[prow[~mine]], ccol[~mine]]
+        return out
+
+    def semantic_at(self, js: np.ndarray, ccols: np.ndarray) -> np.ndarray:
+        """(len(js), K) embedding-only scores of profiles ``js`` (non-empty) for candidates ``ccols`` (one row
+        of K candidate indices per profile)."""
+        if not len(js):
+            return np.zeros((0, ccols.shape[1]), np.float32)
+        if not self.lexical:
+            return np.take_along_axis(self.score[js], ccols, axis=1)
+        widths = self.widths[js]
+        prow = np.concatenate([np.arange(self.offsets[j], self.offsets[j] + self.widths[j]) for j in js])
+        ccol = np.repeat(ccols, widths, axis=0)
+        offsets = np.r_[0, np.cumsum(widths)[:-1]].astype(np.int64)
+        sem = pool_segments(self.emb_at(prow[:, None], ccol), offsets, widths, self.params, self.logw[prow])
+        if self.cent is not None:
+            sem = self.params.mix * sem + (1 - self.params.mix) * np.take_along_axis(self.cent[js], ccols, axis=1)
+        if self.penalty is not None:
+            sem -= np.take_along_axis(self.penalty[js], ccols, axis=1)
+        return sem
+
+    def emb_rows(self, prow: np.ndarray) -> np.ndarray:
+        """(len(prow), n) embedding cosines of positives ``prow`` to every candidate (whole rows gathered)."""
+        out = np.empty((len(prow), self.score.shape[1]), np.float32)
+        own = self.own_row[prow]
+        mine = own >= 0
+        out[mine] = self.own_emb[own[mine]]
+        if not mine.all():
+            assert self.shared_emb is not None
+            out[~mine] = self.shared_emb[self.shared_row[prow[~mine]]]
+        return out
+
+    def semantic(self, js: np.ndarray) -> np.ndarray:
+        """(len(js), n) embedding-only scores of profiles ``js`` (non-empty) for every candidate."""
+        if not self.lexical or not len(js):
+            return self.score[js]
+        widths = self.widths[js]
+        prow = np.concatenate([np.arange(self.offsets[j], self.offsets[j] + self.widths[j]) for j in js])
+        offsets = np.r_[0, np.cumsum(widths)[:-1]].astype(np.int64)
+        sem = pool_segments(self.emb_rows(prow), offsets, widths, self.params, self.logw[prow])
+        if self.cent is not None:
+            sem = self.params.mix * sem + (1 - self.params.mix) * self.cent[js]
+        if self.penalty is not None:
+            sem -= self.penalty[js]
+        return sem
 
     def nearest(self, j: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For candidate ``rows`` of profile ``j``: index of the positive behind each score, its embedding cos."""
+        """For candidates ``rows`` of profile ``j``: index of the positive behind each score, its embedding cos."""
         o, w = int(self.offsets[j]), int(self.widths[j])
         if w == 0:
             return np.full(len(rows), -1), np.zeros(len(rows), np.float32)
-        idx = self.sims[rows, o:o + w].argmax(axis=1)
-        return idx, self.emb[rows, o + idx]
+        idx = self.sims[o:o + w, rows].argmax(axis=0)
+        return idx, self.emb_at(o + idx, rows)
 
 
 def score_block(profiles: list[Profile], blocks: list[Positives | None], cand: np.ndarray,
-                cand_lex: sp.csr_matrix | None, params: ScoringParams, shared: Shared | None = None,
-                semantic: bool = True) -> Block:
-    """THE scoring kernel: scores of ``profiles`` (with their :meth:`Profile.condensed` ``blocks``) for the
-    candidate vectors ``cand`` (n, d), tf-idf rows ``cand_lex`` optional. ``semantic=False`` skips the
-    embedding-only pooling when no threshold needs it (it then equals the ranking score's)."""
+                cand_lex: sp.csr_matrix | None, params: ScoringParams, shared: Shared | None = None) -> Block:
+    """THE scoring kernel: ranking scores of ``profiles`` (with their :meth:`Profile.condensed` ``blocks``) for
+    the candidate vectors ``cand`` (n, d), tf-idf rows ``cand_lex`` optional; ``shared``: precomputed cosines
+    of shared likes (see :func:`shared_likes`). Float32 throughout, positives as rows (segment reductions
+    stream over contiguous memory)."""
     n = len(cand)
     widths = np.array([0 if b is None else len(b.vecs) for b in blocks], dtype=np.int64)
     offsets = np.r_[0, np.cumsum(widths)[:-1]].astype(np.int64)
     live = [j for j, b in enumerate(blocks) if b is not None]
     labels = [[] if b is None else b.labels for b in blocks]
     total = int(widths.sum())
-    out = np.zeros((n, len(blocks)), np.float32)
+    out = np.zeros((len(blocks), n), np.float32)
+    none = np.zeros(0, np.int64)
     if not live or n == 0:
-        empty = np.zeros((n, total), np.float32)
-        return Block(out, out.copy(), empty, empty, offsets, widths, labels)
+        return Block(out, np.zeros((total, n), np.float32), offsets, widths, labels, params,
+                     np.zeros(total, np.float32), False, None, None, np.zeros((total, n), np.float32),
+                     np.arange(total), np.full(total, -1), None)
     w = params.lexical_weight if params.method != "mean" and cand_lex is not None else 0.0
-    has_lex = [j for j in live if w > 0 and blocks[j].lex is not None]  # type: ignore[union-attr]
-    # embedding (and tf-idf) similarities of the candidates to every stacked positive
-    emb = np.empty((n, total), np.float32)
-    lex = np.zeros((n, total), np.float32) if has_lex else None
-    gather_cols: list[int] = []
-    gather_at: list[int] = []
-    own_at: list[int] = []
-    own_vecs: list[np.ndarray] = []
-    own_lex_at: list[int] = []
-    own_lex: list[sp.csr_matrix] = []
-    lex_set = set(has_lex)
-    for j in live:
-        b = blocks[j]
-        assert b is not None
-        o = int(offsets[j])
-        shared_cols = shared.cols[j] if shared is not None and (j not in lex_set or shared.lex is not None) \
-            else None
-        for i in range(len(b.labels)):
-            c = -1 if shared_cols is None else int(shared_cols[i])
-            if c >= 0:
-                gather_cols.append(c)
-                gather_at.append(o + i)
-            else:
-                own_at.append(o + i)
-                own_vecs.append(b.vecs[i])
-                if j in lex_set:
-                    own_lex_at.append(o + i)
-                    own_lex.append(b.lex[i])  # type: ignore[index]
-    if gather_cols:
-        assert shared is not None
-        gc = np.asarray(gather_cols)
-        emb[:, gather_at] = shared.emb[gc].T
-        if lex is not None and shared.lex is not None:
-            lex[:, gather_at] = shared.lex[gc].T
-    if own_vecs:
-        emb[:, own_at] = cand @ np.stack(own_vecs).astype(np.float32).T
-    if own_lex and lex is not None:
+    lex_set = [j for j in live if w > 0 and blocks[j].lex is not None]  # type: ignore[union-attr]
+    live_blocks = [blocks[j] for j in live]
+    lex_row = np.zeros(total, bool)
+    for j in lex_set:
+        lex_row[offsets[j]:offsets[j] + widths[j]] = True
+    shared_row = np.full(total, -1, np.int64)
+    if shared is not None:
+        for j in live:
+            c = shared.cols[j]
+            if c is not None and (not lex_row[offsets[j]] or shared.mixed is not None):
+                shared_row[offsets[j]:offsets[j] + widths[j]] = c
+    own = np.flatnonzero(shared_row < 0)
+    own_row = np.full(total, -1, np.int64)
+    own_row[own] = np.arange(len(own))
+    allvecs = np.concatenate([b.vecs for b in live_blocks])  # type: ignore[union-attr]
+    own_emb = (allvecs if len(own) == total else allvecs[own]) @ cand.T if len(own) else \
+        np.zeros((0, n), np.float32)
+    own_emb = np.asarray(own_emb, np.float32)
+    own_lex = own[lex_row[own]] if lex_set else none
+    lexsims = None
+    if len(own_lex):
         assert cand_lex is not None
-        lex[:, own_lex_at] = _lex_sims(sp.vstack(own_lex).tocsr(), cand_lex).T
-    if lex is not None and len(has_lex) < len(live):  # profiles without tf-idf rows rank on embeddings
-        plain = np.concatenate([np.arange(offsets[j], offsets[j] + widths[j]) for j in live if j not in lex_set])
-        lex[:, plain] = emb[:, plain]
-    if lex is not None:
-        sims = lex
-        sims *= np.float32(w)
-        sims += np.float32(1 - w) * emb
+        rows = sp.vstack([blocks[j].lex for j in lex_set]).tocsr()  # type: ignore[union-attr]
+        at = np.concatenate([np.arange(offsets[j], offsets[j] + widths[j]) for j in lex_set])
+        pick = np.searchsorted(at, own_lex)
+        lexsims = _lex_sims(rows if len(pick) == rows.shape[0] else rows[pick], cand_lex)
+    # the similarities that rank: (P, n)
+    if len(own) == total and (lexsims is None or len(own_lex) == total):
+        sims = own_emb if lexsims is None else _mix(own_emb, lexsims, w)
     else:
-        sims = emb
+        sims = np.empty((total, n), np.float32)
+        hit = np.flatnonzero(shared_row >= 0)
+        if len(hit):
+            assert shared is not None
+            hl, hp = hit[lex_row[hit]], hit[~lex_row[hit]]
+            if len(hl):
+                assert shared.mixed is not None
+                sims[hl] = shared.mixed[shared_row[hl]]
+            if len(hp):
+                sims[hp] = shared.emb[shared_row[hp]]
+        if len(own):
+            sims[own] = own_emb
+        if lexsims is not None:
+            sims[own_lex] = _mix(own_emb[own_row[own_lex]], lexsims, w)
     live_off, live_w = offsets[live], widths[live]
-    logw = np.concatenate([blocks[j].logw for j in live])  # type: ignore[union-attr]
+    logw = np.concatenate([b.logw for b in live_blocks]).astype(np.float32)  # type: ignore[union-attr]
+    cent = None
+    if params.method in ("mean", "hybrid"):
+        cent = np.zeros((len(blocks), n), np.float32)
+        cent[live] = np.stack([centroid(profiles[j]) for j in live]) @ cand.T
     if params.method == "mean":
-        ranking = cand @ np.stack([centroid(profiles[j]) for j in live]).T
-        sem = ranking
+        ranking = cent[live]  # type: ignore[index]
+        cent = None
     else:
         ranking = pool_segments(sims, live_off, live_w, params, logw)
-        sem = ranking if sims is emb or not semantic else pool_segments(emb, live_off, live_w, params, logw)
-        if params.method == "hybrid":
-            cent = cand @ np.stack([centroid(profiles[j]) for j in live]).T
-            ranking = params.mix * ranking + (1 - params.mix) * cent
-            sem = params.mix * sem + (1 - params.mix) * cent
-    penalty = _penalties([profiles[j] for j in live], cand, params)
+        if cent is not None:
+            ranking = params.mix * ranking + (1 - params.mix) * cent[live]
+    penalty = _penalties(profiles, live, cand, params)
+    out[live] = ranking
     if penalty is not None:
-        ranking = ranking - penalty
-        sem = sem - penalty
-    out[:, live] = ranking
-    sem_out = np.zeros_like(out)
-    sem_out[:, live] = sem
-    return Block(out, sem_out, sims, emb, offsets, widths, labels)
+        out -= penalty
+    return Block(out, sims, offsets, widths, labels, params, logw, bool(len(lex_set)), cent, penalty, own_emb,
+                 own_row, shared_row, shared.emb if shared is not None else None)
 
 
-def _penalties(profiles: list[Profile], cand: np.ndarray, params: ScoringParams) -> np.ndarray | None:
-    """(n, U) dislike penalties, None when nobody has dislikes."""
-    with_dislikes = [j for j, p in enumerate(profiles) if p.dislikes is not None and len(p.dislike_ids)]
+def _penalties(profiles: list[Profile], live: list[int], cand: np.ndarray, params: ScoringParams
+               ) -> np.ndarray | None:
+    """(U, n) dislike penalties, None when nobody has dislikes."""
+    with_dislikes = [j for j in live if profiles[j].dislikes is not None and len(profiles[j].dislike_ids)]
     if not with_dislikes:
         return None
     blocks = [np.asarray(profiles[j].dislikes, np.float32) for j in with_dislikes]
     offsets = np.r_[0, np.cumsum([len(b) for b in blocks])[:-1]]
-    neg = np.maximum.reduceat(cand @ np.concatenate(blocks).T, offsets, axis=1)
-    out = np.zeros((len(cand), len(profiles)), np.float32)
-    out[:, with_dislikes] = params.dislike_weight * np.maximum(0.0, neg - params.dislike_floor)
+    neg = _segment_max(np.concatenate(blocks) @ cand.T, offsets, np.array([len(b) for b in blocks]))
+    out = np.zeros((len(profiles), len(cand)), np.float32)
+    out[with_dislikes] = params.dislike_weight * np.maximum(0.0, neg - params.dislike_floor)
     return out
 
 
@@ -411,7 +513,7 @@ def score(profile: Profile, candidates: np.ndarray, params: ScoringParams | None
                       [] if pos is None else pos.labels)
     block = score_block([profile], [pos], cand, candidates_lex, params)
     nearest, cos = block.nearest(0, np.arange(n))
-    return Scores(block.score[:, 0], nearest, cos.astype(np.float32), pos.labels, block.semantic[:, 0])
+    return Scores(block.score[0], nearest, cos.astype(np.float32), pos.labels, block.semantic(np.array([0]))[0])
 
 
 def why_line(label: str | None, cos: float, interest: str = "") -> str:
@@ -452,5 +554,9 @@ def score_many(profiles: list[Profile], candidates: np.ndarray, params: ScoringP
     for start, stop in chunks(blocks, max_columns):
         b = score_block(profiles[start:stop], blocks[start:stop], cand, candidates_lex, params,
                         shared.view(start, stop) if shared is not None else None)
-        out[:, start:stop] = b.semantic if semantic else b.score
+        if semantic:
+            live = np.array([j for j in range(stop - start) if blocks[start + j] is not None], dtype=np.int64)
+            out[:, start + live] = b.semantic(live).T
+        else:
+            out[:, start:stop] = b.score.T
     return out
