@@ -306,7 +306,7 @@ class Engine:
         vecs = self._embedder().encode([paper_text(papers[i]) for i in known])
         return dict(zip(known, vecs, strict=True))
 
-    def _ranking_vectors(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    def ranking_vectors(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
         """(ids, vectors) for ranking: papers with a vector, plus up to ``TRANSIENT_EMBED_LIMIT`` without one
         encoded on the spot; more than that are left out (logged) until a writer step embeds them."""
         ids = list(ids)
@@ -366,7 +366,7 @@ class Engine:
             have = self.store.get_papers(likes + dislikes)
             likes = [i for i in likes if i in have]
             dislikes = [i for i in dislikes if i in have]
-        rated, rated_vecs = self._ranking_vectors(likes + dislikes) if likes or dislikes else ([], None)
+        rated, rated_vecs = self.ranking_vectors(likes + dislikes) if likes or dislikes else ([], None)
         row = {pid: r for r, pid in enumerate(rated)}
         likes = [i for i in likes if i in row]
         dislikes = [i for i in dislikes if i in row]
@@ -440,7 +440,7 @@ class Engine:
         else:
             ids = [c for c in dict.fromkeys(candidates) if c not in skip]
             have = self.store.get_papers(ids)
-            ids, vecs = self._ranking_vectors([c for c in ids if c in have])
+            ids, vecs = self.ranking_vectors([c for c in ids if c in have])
         lex = self.lexical_rows(ids) if prof.positives_lex is not None else None
         return self._recommendations(rank(prof, ids, vecs, n, min_score, skip, self.params, lex))
 
@@ -466,7 +466,7 @@ class Engine:
             min_score, category_only = None, True
         if prof.empty:
             return []
-        cands, vecs = self._ranking_vectors(cands)
+        cands, vecs = self.ranking_vectors(cands)
         lex = self.lexical_rows(cands) if prof.positives_lex is not None else None
         ranked = rank(prof, cands, vecs, size, min_score, params=self.params, lexical=lex)
         if category_only:
