@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from collections.abc import Callable, Sequence
 
 from recommender.ids import InvalidArxivId, looks_like_id, parse_arxiv_id
 from recommender.models import Paper
@@ -20,9 +22,48 @@ from .rich import Rich
 
 log = logging.getLogger(__name__)
 
+
+class _Later(Exception):
+    """Carries a "fetching ..." Reply out of a command whose paper must first be fetched from arXiv."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__("fetch first")
+        self.reply = reply
+
+
+_followup = threading.local()  # set while a command runs again as its own follow-up (its fetch allowed)
+
+
 class PaperCommands(CommandsBase):
+    def _fetch_first(self, ids: Sequence[str], again: Callable[[], Reply | list[Reply]]) -> Reply | None:
+        """If the store lacks some of ``ids``: a Reply saying they are being fetched, whose ``followup`` runs
+        ``again`` (the same command, now allowed to fetch from arXiv) off the reply path; else None."""
+        if getattr(_followup, "active", False):
+            return None
+        lacking = [i for i in ids if not self.store.has_paper(i)]
+        if not lacking:
+            return None
+
+        def followup() -> list[Reply]:
+            _followup.active = True
+            try:
+                out = again()
+            except UserError as exc:
+                out = Reply.plain(str(exc))
+            except Exception:
+                log.exception("follow-up for %s failed", ", ".join(lacking))
+                out = Reply.plain("Sorry, something went wrong on my side while fetching "
+                                  f"{', '.join(lacking)}. It has been logged; please try again in a moment.")
+            finally:
+                _followup.active = False
+            return out if isinstance(out, list) else [out]
+
+        return Reply.plain(f"Fetching {', '.join(lacking)} from arXiv …", followup=followup)
+
     def _feedback(self, user: User, args: str, value: int, usage: str) -> Reply:
         ids = self._parse_ids(args, usage)
+        if (later := self._fetch_first(ids, lambda: self._feedback(user, args, value, usage))) is not None:
+            return later
         found, missing = self._papers(ids)
         out = Rich()
         verb = "Liked" if value > 0 else "Disliked"
@@ -117,8 +158,8 @@ class PaperCommands(CommandsBase):
         return [Reply(buttons=new, toast=toast, edit=True)]
 
     # -- similar and classify ---------------------------------------------------------------------------
-    def _query(self, args: str, usage: str) -> tuple[str, Paper | None]:
-        """An id/link (-> its paper) or free text."""
+    def _query(self, args: str, usage: str, again: Callable[[], Reply]) -> tuple[str, Paper | None]:
+        """An id/link (-> its paper) or free text; an id the store lacks raises _Later (fetched by ``again``)."""
         text = args.strip()
         if not text:
             raise UserError(f"Give an arXiv id, a link or some text, e.g. {usage}")
@@ -130,6 +171,8 @@ class PaperCommands(CommandsBase):
                 if len(text.split()) == 1 and re.search(r"\d", first):
                     raise UserError(str(exc)) from None
             else:
+                if (later := self._fetch_first([pid], again)) is not None:
+                    raise _Later(later)
                 found, missing = self._papers([pid])
                 if missing:
                     raise UserError(self._missing_text(missing))
@@ -139,12 +182,20 @@ class PaperCommands(CommandsBase):
         return text, None
 
     def cmd_similar(self, user: User, args: str) -> Reply:
+        try:
+            return self._similar(user, args)
+        except _Later as later:
+            return later.reply
+
+    def _similar(self, user: User, args: str) -> Reply:
+        original = args
         tokens = args.split()
         n = 5
         if len(tokens) > 1 and re.fullmatch(r"[0-9]+", tokens[-1]):  # ASCII digits: a count ("²" is text)
             n = parse_int(tokens[-1], 1, MAX_SIMILAR, "The number of papers", "/similar 1706.03762 5")
             args = args[: args.rstrip().rfind(tokens[-1])].strip()
-        query, paper = self._query(args, "/similar 1706.03762 or /similar diffusion models for proteins")
+        query, paper = self._query(args, "/similar 1706.03762 or /similar diffusion models for proteins",
+                                   lambda: self.cmd_similar(user, original))
         return self._similar_reply(paper.id if paper else query, paper, n)
 
     def _similar_reply(self, query: str, paper: Paper | None, n: int) -> Reply:
@@ -169,12 +220,18 @@ class PaperCommands(CommandsBase):
         return [Reply(toast=f"Papers like {paper.id}…"), self._similar_reply(paper.id, paper, 5)]
 
     def cmd_classify(self, user: User, args: str) -> Reply:
+        try:
+            return self._classify(user, args)
+        except _Later as later:
+            return later.reply
+
+    def _classify(self, user: User, args: str) -> Reply:
         if not args.strip():
             raise UserError("Give an arXiv id, a link, or a title (optionally a blank line and the abstract), "
                             "e.g. /classify Attention is all you need")
         paper = None
         if "\n" not in args.strip():
-            _, paper = self._query(args, "/classify 1706.03762")
+            _, paper = self._query(args, "/classify 1706.03762", lambda: self.cmd_classify(user, args))
         if paper is not None:
             title, abstract = paper.title, paper.abstract
         else:
@@ -203,11 +260,11 @@ class PaperCommands(CommandsBase):
             out.b("Categories for “").text(render.clean(title, 150)).b("”").nl(2)
         cats = [(c, p) for c, p in pred.categories if p >= 0.05][:6] or list(pred.categories[:3])
         for code, p in cats:
-            out.code(code).text(f" {self._names.get(code) or getattr(pred, 'names', {}).get(code, '')} ").b(f"{p:.0%}").nl()
+            out.code(code).text(f" {self._names.get(code) or pred.names.get(code, '')} ").b(f"{p:.0%}").nl()
         masters = [(g, p) for g, p in pred.masters if p >= 0.05][:3] or list(pred.masters[:1])
         if masters:
             out.nl().text("Fields: " + ", ".join(f"{g} {p:.0%}" for g, p in masters))
-        if getattr(pred, "unknown_ratio", 0.0) > 0.5:
+        if pred.unknown_ratio > 0.5:
             out.nl().i("Most of those words are new to me, so take this with a grain of salt.")
         return Reply(out)
 

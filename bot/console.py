@@ -72,6 +72,9 @@ class Console:
         if isinstance(reply.delivery, DigestPlan) and reply.delivery.items:
             self._log_delivery(reply.delivery)
         self.write("")
+        if reply.followup is not None:  # the terminal has no reply path to keep free: finish it now
+            for later in reply.followup():
+                self.show(later)
 
     def _save(self, filename: str, content: bytes) -> Path:
         folder = Path(self.commands.settings.home) / "exports"

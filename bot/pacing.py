@@ -4,24 +4,24 @@
 of its chat (sends and edits: ``per_chat_interval`` apart), then for a slot of the bot (``1/overall_rate``
 apart), then for room in a sliding one-second window of ``overall_rate`` requests. Slots are spaced evenly
 rather than granted in bursts, and the window holds even when a lagging event loop wakes several senders at
-once, so a delivery run stays under Telegram's per-second limit. When Telegram still answers 429, all requests pause for ``retry_after`` and the request
-is retried, up to ``max_retries`` times (PTB's own limiter gives up at once by default, which would lose a
-digest).
+once, so a delivery run stays under Telegram's per-second limit. When Telegram still answers 429, all requests
+pause for ``retry_after`` and the request is retried, up to ``max_retries`` times (PTB's own limiter gives up
+at once by default, which would lose a digest). The per-chat wait happens in the chat's own queue (see
+:mod:`bot.telegram.runtime`), never in a slot python-telegram-bot needs for other updates.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
 import logging
-import os
 import time
-from typing import Any, Callable, Coroutine
+import warnings
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-# Opt in to PTB 23's timedelta durations (RetryAfter.retry_after etc.); silences PTB 22's deprecation warning.
-os.environ.setdefault("PTB_TIMEDELTA", "true")
-
-from telegram.error import RetryAfter  # noqa: E402
-from telegram.ext import BaseRateLimiter  # noqa: E402
+from telegram.error import RetryAfter
+from telegram.ext import BaseRateLimiter
+from telegram.warnings import PTBDeprecationWarning
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +30,12 @@ PER_CHAT_METHODS = {"sendMessage", "sendDocument", "sendPhoto", "copyMessage", "
 
 
 def retry_seconds(exc: RetryAfter) -> float:
-    """Seconds to wait for a 429 (PTB 22 keeps a timedelta; its public attribute warns of a type change)."""
-    value = getattr(exc, "_retry_after", None)
-    if value is None:
-        value = exc.retry_after
-    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
+    """Seconds to wait for a 429. PTB 22 gives ``retry_after`` as seconds and warns that PTB 23 will give a
+    timedelta (unless PTB_TIMEDELTA is set); both are read here, without the warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value: Any = exc.retry_after
+    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
 
 
 class _Slots:

@@ -5,10 +5,14 @@ A :class:`Reply` is rendered by ``bot.telegram`` (HTML message, inline keyboard,
 is pressed; it must fit Telegram's 64-byte limit, which :class:`Button` checks at construction so a bad
 button fails in tests, not in front of a user. ``toast`` is the short notice shown for a button press, and
 ``edit`` asks the front end to replace the message whose button was pressed instead of sending a new one,
-and ``delivery`` marks a digest the front end logs as delivered once the message went out.
+and ``delivery`` marks a digest the front end logs as delivered once the message went out. ``followup`` is
+slow work a command left for later (e.g. fetching a paper from arXiv after answering "fetching ..."): the
+front end runs it off its reply path (Telegram: on the background worker; the terminal: right away) and sends
+the Replies it returns as new messages.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,9 +49,10 @@ class Reply:
     toast: str = ""  # short notice for a button press (Telegram: answerCallbackQuery)
     edit: bool = False  # replace the message the pressed button belongs to
     delivery: Any = None  # a digest (bot.commands.DigestPlan) to log as delivered once this message is sent
+    followup: Callable[[], list[Reply]] | None = None  # slow rest of the command, run off the reply path
 
     @classmethod
-    def plain(cls, text: str, **kw: object) -> "Reply":
+    def plain(cls, text: str, **kw: object) -> Reply:
         return cls(Rich().text(text), **kw)  # type: ignore[arg-type]
 
 

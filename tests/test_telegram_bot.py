@@ -131,7 +131,7 @@ BAD_INPUTS = [
     ("/classify", "Give an arXiv id"),
     ("/interests " + "y" * 600, "under 500"),
     ("/frobnicate", "don't know /frobnicate"),
-    ("/likes abc", "page number"),
+    ("/likes abc", "whole number"),
     ("/unfollow", "follow no categories"),
 ]
 

@@ -45,14 +45,15 @@ def test_unknown_ids_are_fetched_then_liked_and_missing_ones_explained(rt: Runti
     async def go() -> None:
         async with running(rt):
             fake.send_text(uid, "/like arXiv:2104.12255v1")
-            [liked] = await fake.replies(uid, 1)
+            [fetching, liked] = await fake.replies(uid, 2)  # answered at once, completed in the background
+            assert "Fetching 2104.12255 from arXiv" in fetching.text
             assert "Liked 2104.12255" in liked.text
             assert rt.store.has_paper("2104.12255") and rt.store.liked_ids(uid) == ["2104.12255"]
             fake.send_text(uid, "/similar 2104.12255 3")
-            sim = (await fake.replies(uid, 2))[-1]
+            sim = (await fake.replies(uid, 3))[-1]
             assert sim.text.startswith("Close to 2104.12255") and sim.text.count("score") == 3
             fake.send_text(uid, "/like 2501.99999")
-            missing = (await fake.replies(uid, 3))[-1]
+            missing = (await fake.replies(uid, 5))[-1]
             assert "could not find 2501.99999" in missing.text
 
     run(go())

@@ -1,12 +1,18 @@
 """Wiring of the Telegram front end: the PTB Application with every handler, the JobQueue jobs (warm-up,
 ingestion every ``ingest_interval_minutes``, a delivery run every minute), token redaction in logs, and the
 ``run`` / ``deliver`` entry points.
+
+Jobs only start their work (on the runtime's background worker or as a task) and return, so stopping the
+bot never waits for them. ``run`` stops on SIGINT or SIGTERM within a few seconds whatever arXiv does:
+python-telegram-bot stops polling, :func:`stop_runtime` makes arXiv requests give up and cancels queued
+work, and a model call still running after a short grace is abandoned with the process.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 from typing import AsyncIterator
 
 from telegram import BotCommand, Update
@@ -24,7 +30,12 @@ log = logging.getLogger(__name__)
 
 
 async def ingest_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Start an ingestion run on the background worker (unless one is going) and return at once."""
     rt = runtime(context)
+    rt.spawn(_ingest(rt), "ingest", exclusive=True)
+
+
+async def _ingest(rt: Runtime) -> None:
     try:
         report = await rt.ingest()
     except Exception:
@@ -35,13 +46,30 @@ async def ingest_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def warmup_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Load the models and embed what lacks vectors, on the worker, once polling is up."""
+    """Load the models and embed what lacks vectors, on the background worker, once polling is up."""
     rt = runtime(context)
-    try:
-        n = await rt.call(lambda: rt.commands.engine.embed_missing(progress=False))
-        log.info("warm-up: embedded %d papers", n)
-    except Exception:
-        log.exception("warm-up failed; /similar and digests may be incomplete")
+
+    async def warm() -> None:
+        try:
+            n = await rt.in_background(rt.warm_up)
+            log.info("warm-up: embedded %d papers", n)
+        except Exception:
+            log.exception("warm-up failed; /similar and digests may be incomplete")
+    rt.spawn(warm(), "warm-up", exclusive=True)
+
+
+async def deliver_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Start a delivery run (it skips itself while another one is going) and return at once, so a stopping
+    bot never waits for a run that paces thousands of messages."""
+    rt = runtime(context)
+    rt.spawn(delivery_job(context), "deliver", exclusive=True)
+
+
+async def stop_runtime(app: Application) -> None:  # type: ignore[type-arg]
+    """``post_stop`` of ``run``: arXiv requests give up, queued replies and jobs are cancelled."""
+    rt: Runtime = app.bot_data["runtime"]
+    rt.request_shutdown()
+    await rt.cancel_tasks()
 
 
 async def set_commands(app: Application) -> None:
@@ -77,7 +105,7 @@ def build_application(rt: Runtime, pacer: Pacer | None = None, timeout: float = 
            .base_file_url(s.telegram_api_url.replace("/bot", "/file/bot"))
            .rate_limiter(pacer or Pacer()).concurrent_updates(64).connection_pool_size(128)
            .read_timeout(timeout).write_timeout(timeout).connect_timeout(timeout).pool_timeout(timeout)
-           .post_init(set_commands).build())
+           .post_init(set_commands).post_stop(stop_runtime).build())
     app.bot_data["runtime"] = rt
     app.add_handler(MessageHandler(filters.UpdateType.EDITED, on_edited))
     app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.COMMAND, on_group))
@@ -94,7 +122,7 @@ def schedule_jobs(app: Application, rt: Runtime, delivery_every: float = 60.0) -
     assert jq is not None, "install python-telegram-bot[job-queue]"
     jq.run_once(warmup_job, when=1, name="warm-up")
     jq.run_repeating(ingest_job, interval=rt.settings.ingest_interval_minutes * 60, first=5, name="ingest")
-    jq.run_repeating(delivery_job, interval=delivery_every, first=10, name="deliver")
+    jq.run_repeating(deliver_job, interval=delivery_every, first=10, name="deliver")
 
 
 @contextlib.asynccontextmanager
@@ -113,6 +141,7 @@ async def running(rt: Runtime, pacer: Pacer | None = None, poll_timeout: float =
         try:
             yield app
         finally:
+            await rt.cancel_tasks()  # what the chats and jobs still had queued
             await app.updater.stop()
             await app.stop()
 
@@ -125,10 +154,14 @@ def run_telegram(settings: Settings) -> int:
         app = build_application(rt)
         schedule_jobs(app, rt)
         log.info("arxiv-digest bot polling %s", settings.telegram_api_url.rsplit("/bot", 1)[0])
-        app.run_polling(allowed_updates=Update.ALL_TYPES)
+        app.run_polling(allowed_updates=Update.ALL_TYPES)  # SIGINT / SIGTERM stop it, then stop_runtime runs
     finally:
-        rt.close()
+        finished = rt.close(grace=2.0)  # never waits for arXiv; a running job gets two seconds
         rt.store.close()
+    if not finished:  # a model call cannot be interrupted: leave it rather than wait for it
+        log.info("exiting with a background job unfinished")
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

@@ -1,11 +1,18 @@
 """Telegram update handlers: each turns an update into a Caller plus text or button data, runs the
-transport-free command off the event loop and renders what comes back. Group chats, edited messages and
+transport-free command on the reply pool and renders what comes back. Group chats, edited messages and
 non-text messages get a short explanation; a user who blocks the bot is marked inactive.
+
+Handlers that answer are :func:`queued`: python-telegram-bot calls them concurrently, they put the work in
+the chat's serial queue (:class:`bot.telegram.runtime.ChatQueues`) and return at once, so a chat's replies
+go out in order and one chat's backlog or pacing never delays another chat. A Reply's ``followup`` runs on
+the background worker; what it returns is queued for the chat like any other answer.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import Message, Update
@@ -21,6 +28,38 @@ from bot.telegram.runtime import Runtime, runtime
 from bot.telegram.sending import MAX_TEXT, NO_PREVIEW, buttons_of, keyboard, retrying, send_reply
 
 log = logging.getLogger(__name__)
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+
+
+SLOW_DOWN = Reply.plain("You are sending messages faster than I can answer. I will answer the ones I have; "
+                        "please wait for those before sending more.")
+
+
+def queued(handler: Handler) -> Handler:
+    """Run ``handler`` in its chat's serial queue and return at once (see the module docstring); errors go to
+    the application's error handler as if the handler had raised them."""
+
+    @functools.wraps(handler)
+    async def enqueue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = update.effective_chat
+        if chat is None:  # nothing to answer in order (e.g. a press on an inline message)
+            await handler(update, context)
+            return
+        rt = runtime(context)
+
+        async def work() -> None:
+            try:
+                await handler(update, context)
+            except Exception as exc:
+                await context.application.process_error(update, exc)
+
+        async def overflow() -> None:
+            with contextlib.suppress(TelegramError):
+                await send_reply(context.bot, chat.id, SLOW_DOWN)
+
+        rt.chats.submit(chat.id, work, overflow)
+
+    return enqueue
 
 
 async def answer(rt: Runtime, bot: Any, chat_id: int, user_id: int, replies: list[Reply]) -> None:
@@ -33,6 +72,9 @@ async def answer(rt: Runtime, bot: Any, chat_id: int, user_id: int, replies: lis
             return
         if isinstance(reply.delivery, DigestPlan) and reply.delivery.items and sent:
             await log_digest(rt, user_id, reply.delivery, sent[-1].message_id)
+        if reply.followup is not None:
+            rt.followup(reply.followup, lambda later: rt.chats.submit(
+                chat_id, lambda: answer(rt, bot, chat_id, user_id, later), force=True))
 
 
 def caller_of(update: Update) -> Caller:
@@ -41,6 +83,7 @@ def caller_of(update: Update) -> Caller:
     return Caller(user_id=user.id, chat_id=chat.id, name=user.first_name or "")
 
 
+@queued
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     rt, msg = runtime(context), update.effective_message
     assert msg is not None and msg.text is not None
@@ -49,6 +92,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await answer(rt, context.bot, msg.chat_id, caller.user_id, replies)
 
 
+@queued
 async def on_group(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     msg = update.effective_message
     assert msg is not None
@@ -72,12 +116,14 @@ async def on_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         pass  # never talked to us
 
 
+@queued
 async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     msg = update.effective_message
     if msg is not None and msg.chat.type == "private":
         await send_reply(context.bot, msg.chat_id, Commands.edited())
 
 
+@queued
 async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     msg = update.effective_message
     assert msg is not None
@@ -86,6 +132,7 @@ async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await send_reply(context.bot, msg.chat_id, Commands.unsupported(kind))
 
 
+@queued
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     rt, query = runtime(context), update.callback_query
     assert query is not None

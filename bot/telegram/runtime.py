@@ -1,84 +1,294 @@
-"""What the Telegram front end's handlers and jobs share: settings, the store, the commands, the workers.
+"""Where the Telegram bot's work runs: the reply pool, the background worker and per-chat serial queues.
 
-:func:`runtime` finds it in a handler's context; :func:`open_runtime` builds it for ``run`` and ``deliver``.
+:class:`Runtime` is what handlers and jobs share (settings, the store, the commands) and decides where each
+piece of work runs, so that a reply never waits behind heavy work or behind another chat:
+
+- the *reply pool* (:meth:`Runtime.call`, a few threads) runs commands, button presses and delivery steps:
+  reads plus small writes (likes, settings), each on the thread's own store connection;
+- the *background worker* (:meth:`Runtime.in_background`) runs ingestion (the feed fetch included), the
+  warm-up, look-ups of papers the store lacks (a Reply's ``followup``) and bulk embedding and
+  classification; after each job the engine is asked to pick up what changed (``reload_if_changed``);
+- :class:`ChatQueues` answers each chat's updates in order on the event loop, different chats in parallel;
+  a handler only enqueues and returns, so per-chat pacing never holds python-telegram-bot's update slots,
+  and a chat that floods the bot gets its backlog capped and one "slow down" note.
+
+All threads are daemon threads and :meth:`Runtime.close` does not wait for them: a shutdown never waits for
+arXiv or for a half-done embedding (SQLite rolls an interrupted transaction back; vector files are written
+crash-safe). :func:`runtime` finds the Runtime in a handler's context; :func:`open_runtime` builds one.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from typing import Any, Callable, TypeVar
+import queue
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from telegram.ext import ContextTypes
 
 from bot.commands import Commands
 from recommender.config import Settings
+from recommender.sources import arxiv
 from recommender.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+REPLY_THREADS = 4
+MAX_BACKLOG = 20  # updates of one chat waiting to be answered; more get one "slow down" note
+
+
+class DaemonPool:
+    """A minimal executor of daemon threads: ``submit`` returns a concurrent Future; ``shutdown`` never
+    waits (queued work is cancelled), and the interpreter does not join these threads at exit."""
+
+    def __init__(self, threads: int, name: str) -> None:
+        self._work: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]] | None] = \
+            queue.SimpleQueue()
+        self._closed = False
+        self._threads = [threading.Thread(target=self._loop, name=f"{name}-{k}", daemon=True)
+                         for k in range(threads)]
+        for t in self._threads:
+            t.start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            future, fn = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001  (handed to whoever awaits the future)
+                future.set_exception(exc)
+
+    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        if self._closed:
+            raise RuntimeError("the bot is shutting down")
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._work.put((future, fn))
+        return future
+
+    def shutdown(self) -> None:
+        self._closed = True
+        while True:  # cancel what has not started
+            try:
+                item = self._work.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        for _ in self._threads:
+            self._work.put(None)
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the threads to end; True if they all did."""
+        end = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, end - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+
+class ChatQueues:
+    """Per-chat serial queues of coroutines on the event loop: one chat's updates run in order, different
+    chats in parallel. A chat with ``backlog`` updates waiting gets no more queued until it drains; the
+    first refused update of such a burst triggers ``overflow`` (a "slow down" note) once."""
+
+    def __init__(self, backlog: int = MAX_BACKLOG) -> None:
+        self.backlog = backlog
+        self.waiting: dict[int, collections.deque[Callable[[], Awaitable[None]]]] = {}
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.notes: dict[Any, asyncio.Task[None]] = {}  # "slow down" notes being sent
+        self.warned: set[int] = set()
+        self.refused = 0  # updates dropped over the backlog, for logs and benchmarks
+
+    def submit(self, chat_id: int, work: Callable[[], Awaitable[None]],
+               overflow: Callable[[], Coroutine[Any, Any, None]] | None = None, force: bool = False) -> bool:
+        """Queue ``work`` for ``chat_id``; False if the chat's backlog is full (``force`` ignores the cap)."""
+        waiting = self.waiting.setdefault(chat_id, collections.deque())
+        if len(waiting) >= self.backlog and not force:
+            self.refused += 1
+            if chat_id not in self.warned:
+                self.warned.add(chat_id)
+                log.info("chat %s has %d updates waiting; refusing more until it drains", chat_id, len(waiting))
+                if overflow is not None:
+                    _spawn(self.notes, chat_id, overflow())
+            return False
+        waiting.append(work)
+        if chat_id not in self.tasks:
+            self.tasks[chat_id] = asyncio.get_running_loop().create_task(self._drain(chat_id))
+        return True
+
+    async def _drain(self, chat_id: int) -> None:
+        waiting = self.waiting[chat_id]
+        try:
+            while waiting:
+                work = waiting.popleft()
+                if not waiting:
+                    self.warned.discard(chat_id)
+                try:
+                    await work()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the work reports its own errors; this only keeps the queue alive
+                    log.exception("queued work for chat %s failed", chat_id)
+        finally:
+            self.tasks.pop(chat_id, None)
+            if not waiting:
+                self.waiting.pop(chat_id, None)
+            self.warned.discard(chat_id)
+
+    def pending(self) -> int:
+        return sum(len(q) for q in self.waiting.values()) + len(self.tasks)
+
+    async def cancel(self) -> None:
+        tasks = [*self.tasks.values(), *self.notes.values()]
+        for t in tasks:
+            t.cancel()
+        self.waiting.clear()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
+
+
+def _spawn(registry: dict[Any, asyncio.Task[None]], key: Any, coro: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    registry[key] = task
+    task.add_done_callback(lambda t: registry.pop(key, None) if registry.get(key) is t else None)
+
 
 class Runtime:
-    """What handlers and jobs share: settings, the store, the commands and the one worker thread."""
+    """What handlers and jobs share: settings, the store, the commands, the reply pool, the background worker
+    and the per-chat queues."""
 
-    def __init__(self, settings: Settings, store: Store, commands: Commands | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store, commands: Commands | None = None,
+                 reply_threads: int = REPLY_THREADS, backlog: int = MAX_BACKLOG) -> None:
         self.settings = settings
         self.store = store
         self.commands = commands or Commands(settings, store)
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arxiv-digest-worker")
+        self.replies = DaemonPool(reply_threads, "arxiv-digest-reply")
+        self.background = DaemonPool(1, "arxiv-digest-background")
+        self.chats = ChatQueues(backlog)
         self.delivery_lock = asyncio.Lock()
+        self.tasks: dict[Any, asyncio.Task[None]] = {}  # background coroutines (jobs, follow-ups)
+        self._ids = iter(range(1 << 62))
+        self.closed = False
 
+    # -- where work runs -----------------------------------------------------------------------------------
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.worker, partial(fn, *args, **kwargs))
+        """Run ``fn`` on the reply pool (commands, presses, delivery steps: reads and small writes)."""
+        return await asyncio.wrap_future(self.replies.submit(lambda: fn(*args, **kwargs)))
 
-    async def ingest(self) -> Any:
-        """One ingestion run: the feed is fetched on a thread of its own (a slow arXiv must not hold up
-        commands), then stored, embedded and classified on the worker."""
-        from recommender.sources.arxiv import ArxivClient
-
-        def fetch() -> Any:
-            client = ArxivClient(self.settings)
+    async def in_background(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` on the background worker (ingestion, warm-up, look-ups, bulk embedding and
+        classification), then let the engine pick up what the job published."""
+        def job() -> T:
             try:
-                return client.fetch_rss(list(self.settings.categories))
+                return fn(*args, **kwargs)
             finally:
-                client.close()
+                self._reload_engine()
+        return await asyncio.wrap_future(self.background.submit(job))
 
-        feed = await asyncio.to_thread(fetch)
-        return await self.call(self.ingest_once, _Prefetched(feed))
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str = "task", exclusive: bool = False) -> bool:
+        """Run a coroutine on the event loop without anyone awaiting it (jobs, follow-ups); cancelled by
+        :meth:`cancel_tasks`. ``exclusive``: not if a task of that name is still running (returns False)."""
+        if exclusive and any(key[0] == name for key in self.tasks):
+            coro.close()
+            log.info("%s is still running; not starting another", name)
+            return False
+        _spawn(self.tasks, (name, next(self._ids)), coro)
+        return True
 
-    def ingest_once(self, client: Any = None) -> Any:
-        """One ingestion run (blocking; call it through :meth:`call`); ``client`` may be prefetched."""
-        from recommender.engine.pipeline import ingest, model_steps
+    def followup(self, fn: Callable[[], list[Any]], then: Callable[[list[Any]], object]) -> None:
+        """Run a Reply's ``followup`` on the background worker, then hand its Replies to ``then`` (on the
+        event loop; the Telegram front end queues them for the chat)."""
+        async def go() -> None:
+            try:
+                replies = await self.in_background(fn)
+            except Exception:
+                log.exception("a follow-up failed")
+                return
+            then(replies)
+        self.spawn(go(), "follow-up")
 
+    def _reload_engine(self) -> None:
+        engine = self.commands.__dict__.get("engine")  # only if already loaded: never load it for this
+        reload = getattr(engine, "reload_if_changed", None)
+        if reload is None:
+            return
+        try:
+            reload()
+        except Exception:
+            log.warning("engine reload after a background job failed", exc_info=True)
+
+    # -- jobs ------------------------------------------------------------------------------------------------
+    async def ingest(self) -> Any:
+        """One ingestion run on the background worker: fetch the feed, store it, embed and classify it."""
+        return await self.in_background(self.ingest_once)
+
+    def ingest_once(self) -> Any:
+        """One ingestion run (blocking; the bot runs it through :meth:`in_background`)."""
+        from recommender.engine.pipeline import fetch_feed, ingest, model_steps
+
+        feed = fetch_feed(self.settings, self.store)
         engine = None
         try:
             engine = self.commands.engine
         except Exception:
             log.exception("no embedding engine for ingestion")
         steps = model_steps(self.store, engine, lambda: self.commands.classifier)
-        return ingest(self.settings, self.store, client=client, **steps)
+        return ingest(self.settings, self.store, feed, embed=steps.get("embed"), classify=steps.get("classify"))
 
-    def close(self) -> None:
-        self.worker.shutdown(wait=True)
+    def warm_up(self) -> int:
+        """Load the models and embed what lacks vectors (blocking; run it through :meth:`in_background`)."""
+        n = int(self.commands.engine.embed_missing(progress=False))
+        try:
+            _ = self.commands.classifier
+        except Exception:
+            log.warning("no classifier: /classify and predicted categories are unavailable", exc_info=True)
+        return n
 
+    # -- shutdown --------------------------------------------------------------------------------------------
+    async def cancel_tasks(self) -> None:
+        """Cancel what is queued on the event loop (chats' updates, jobs, follow-ups) and wait briefly for
+        the cancellations; work already on a thread is not waited for."""
+        await self.chats.cancel()
+        tasks = list(self.tasks.values())
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
 
-class _Prefetched:
-    """Stands in for an ArxivClient whose feed was already fetched."""
+    def request_shutdown(self) -> None:
+        """The process is stopping: every arXiv request in it gives up at once (process-wide, see
+        :func:`recommender.sources.arxiv.request_shutdown`) and both pools stop taking work."""
+        arxiv.request_shutdown()
+        self._stop_pools()
 
-    def __init__(self, feed: Any) -> None:
-        self.feed = feed
+    def _stop_pools(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.replies.shutdown()
+            self.background.shutdown()
 
-    def fetch_rss(self, categories: Any) -> Any:
-        return self.feed
-
-    def close(self) -> None:
-        pass
+    def close(self, grace: float = 2.0) -> bool:
+        """Stop both pools without waiting for queued work; gives running work ``grace`` seconds to end and
+        returns whether it did (daemon threads still running die with the process)."""
+        self._stop_pools()
+        done = self.replies.join(grace / 2) and self.background.join(grace / 2)
+        if not done:
+            log.info("background work still running at shutdown; it is abandoned")
+        return done
 
 
 def runtime(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
-    return context.application.bot_data["runtime"]
+    rt: Runtime = context.application.bot_data["runtime"]
+    return rt
 
 
 def open_runtime(settings: Settings) -> Runtime:

@@ -15,16 +15,18 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import types
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import sqlite_utils
 
+from recommender.store.bot_state import BotStateQueries
 from recommender.store.papers import PaperQueries, UpsertStats, content_hash
 from recommender.store.schema import SCHEMA_VERSION, migrate
 from recommender.store.taxonomy import TaxonomyQueries, UnknownCategory
 from recommender.store.users import User, UserQueries
-from recommender.store.bot_state import BotStateQueries
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class Store(PaperQueries, TaxonomyQueries, UserQueries, BotStateQueries):
         self._conns_lock = threading.Lock()
         self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._closed = False
+        self._shared_depth = types.SimpleNamespace(tx_depth=0)
         self._shared: sqlite3.Connection | None = self._open() if self._memory else None
         migrate(self.conn)
         if taxonomy is not None and self.conn.execute("SELECT count(*) FROM taxonomy").fetchone()[0] == 0:
@@ -74,7 +77,7 @@ class Store(PaperQueries, TaxonomyQueries, UserQueries, BotStateQueries):
         return conn
 
     @property
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> sqlite3.Connection:  # type: ignore[override]  # the mixins declare a plain attribute
         """This thread's connection (opened on first use)."""
         if self._shared is not None:
             return self._shared
@@ -93,13 +96,15 @@ class Store(PaperQueries, TaxonomyQueries, UserQueries, BotStateQueries):
 
     @property
     def _depth(self) -> int:
-        holder = self if self._shared is not None else self._local
-        return getattr(holder, "_tx_depth", 0)
+        return int(getattr(self._depth_holder(), "tx_depth", 0))
 
     @_depth.setter
     def _depth(self, value: int) -> None:
-        holder = self if self._shared is not None else self._local
-        holder._tx_depth = value
+        self._depth_holder().tx_depth = value
+
+    def _depth_holder(self) -> Any:
+        """Where the transaction depth lives: per thread, or the Store itself for a shared in-memory one."""
+        return self._local if self._shared is None else self._shared_depth
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -151,7 +156,7 @@ class Store(PaperQueries, TaxonomyQueries, UserQueries, BotStateQueries):
         if self._shared is not None:
             self._shared.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
