@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recommender.config import Settings
 from recommender.ranking.digest import rank, rank_many
 from recommender.ranking.profile import Profile, ScoringParams, score, score_many
+from recommender.store import Store
+from tests.support.bot_fixtures import LATEST, hash_engine
 
 DIM, VOCAB = 24, 300
 
@@ -105,3 +108,49 @@ def test_condensed_positives_follow_changed_likes() -> None:
     cands = _unit(rng, 5)
     assert np.allclose(score(prof, cands, ScoringParams(max_positives=4)).score,
                        score(prof, cands, ScoringParams()).score, atol=1e-6)
+
+
+def test_engine_digests_equal_digest_user_by_user(settings: Settings, demo_store: Store) -> None:
+    """The batched delivery ranking applies exactly the rules of Engine.digest, on the demo papers with
+    tf-idf: own categories, cross-lists, delivered and rated papers left out, min_score, category-only users."""
+    engine = hash_engine(settings, demo_store)
+    day = LATEST
+    today = demo_store.announced_ids(day)
+    assert len(today) > 30
+    papers = demo_store.get_papers(today[:12])
+    setups = [  # (categories, interests, likes, dislikes, min_score, cross_lists, size)
+        (["cs.LG"], "", [], [], 0.3, True, 5),  # category-only: ranked by category names, no threshold
+        (["astro-ph.GA", "astro-ph.CO"], "", [], [], 0.9, False, 3),
+        ([], "language models reasoning and planning", [], [], 0.1, True, 6),
+        (["cs.LG", "cs.CL"], "", today[:3], [today[3]], 0.2, True, 5),
+        ([], "galaxies dark matter", today[4:6], [], 0.25, False, 10),
+        ([], "", today[:2], [today[2]], 0.5, True, 4),  # a high bar: a thin day sends fewer
+        ([], "", [], [], 0.3, True, 5),  # no profile at all
+        (["cs.LG"], "reinforcement learning", list(papers)[6:9], [], 0.15, True, 0),  # size 0
+    ]
+    uids = []
+    for k, (cats, interests, likes, dislikes, floor, cross, size) in enumerate(setups):
+        uid = 500 + k
+        demo_store.ensure_user(uid, chat_id=uid, min_score=floor, cross_lists=int(cross), digest_size=size,
+                               interests=interests)
+        if cats:
+            demo_store.set_user_categories(uid, cats)
+        for pid in likes:
+            demo_store.set_feedback(uid, pid, 1)
+        for pid in dislikes:
+            demo_store.set_feedback(uid, pid, -1)
+        uids.append(uid)
+    demo_store.record_delivery(uids[2], today[10], day)  # delivered before: never again
+    batched = engine.digests(uids, day)
+    assert set(batched) == set(uids)
+    nonempty = 0
+    for uid in uids:
+        one = engine.digest(uid, day)
+        assert [(r.paper.id, r.why) for r in batched[uid]] == [(r.paper.id, r.why) for r in one], uid
+        assert [r.score for r in batched[uid]] == pytest.approx([r.score for r in one], abs=1e-5)
+        assert [r.similarity for r in batched[uid]] == pytest.approx([r.similarity for r in one], abs=1e-5)
+        nonempty += bool(one)
+    assert nonempty >= 5
+    assert today[10] not in {r.paper.id for r in batched[uids[2]]}
+    assert batched[uids[6]] == [] and batched[uids[7]] == []
+    assert all(r.why == "new in the categories you follow" for r in batched[uids[0]])

@@ -43,7 +43,7 @@ from recommender.engine.concurrency import WriterLock
 from recommender.engine.pipeline import lookup_papers
 from recommender.ids import looks_like_id, parse_arxiv_id
 from recommender.models import Paper
-from recommender.ranking.digest import Ranked, digest_candidates, rank
+from recommender.ranking.digest import Ranked, digest_candidates, rank, rank_many
 from recommender.ranking.profile import Profile, ScoringParams
 from recommender.sources.arxiv import ArxivClient
 from recommender.store import Store
@@ -473,3 +473,57 @@ class Engine:
             for r in ranked:
                 r.why = "new in the categories you follow"
         return self._recommendations(ranked)
+
+    def digests(self, user_ids: Sequence[int], day: str) -> dict[int, list[Recommendation]]:
+        """The digests of many users for announcement day ``day`` in one batched ranking pass, by exactly the
+        rules of :meth:`digest` (each user's own candidates, size and minimum score; category-only users ranked
+        by their categories' names without threshold). Users without candidates or profile get []."""
+        out: dict[int, list[Recommendation]] = {}
+        profiles: list[Profile] = []
+        wanted: list[list[str]] = []
+        sizes: list[int] = []
+        floors: list[float | None] = []
+        category_only: list[bool] = []
+        users: list[int] = []
+        names: dict[str, str] | None = None
+        for uid in user_ids:
+            out[uid] = []
+            user = self.store.get_user(uid)
+            if user is None:
+                raise LookupError(f"no user {uid}")
+            cands = digest_candidates(self.store, user.id, day, user.categories, user.cross_lists)
+            if not cands or user.digest_size <= 0:
+                continue
+            prof = self.profile(self.store.liked_ids(user.id), self.store.disliked_ids(user.id), user.interests,
+                                fetch=False)
+            floor: float | None = user.min_score
+            only = False
+            if prof.empty and user.categories:
+                names = names if names is not None else self.store.category_names()
+                text = "; ".join(names.get(c, c) for c in user.categories)
+                prof = Profile(interest=text, interest_vec=self.embed_text(text))
+                floor, only = None, True
+            if prof.empty:
+                continue
+            users.append(uid)
+            profiles.append(prof)
+            wanted.append(cands)
+            sizes.append(user.digest_size)
+            floors.append(floor)
+            category_only.append(only)
+        if not users:
+            return out
+        ids, vecs = self.ranking_vectors(list(dict.fromkeys(c for cands in wanted for c in cands)))
+        row = {pid: r for r, pid in enumerate(ids)}
+        allowed = [np.array([row[c] for c in cands if c in row], dtype=np.int64) for cands in wanted]
+        lex = self.lexical_rows(ids) if any(p.positives_lex is not None for p in profiles) else None
+        ranked = rank_many(profiles, ids, vecs, sizes, floors, self.params, lex, allowed=allowed)
+        papers = self.store.get_papers(list({r.paper_id for rs in ranked for r in rs}))
+        for uid, rs, only in zip(users, ranked, category_only, strict=True):
+            if only:
+                for r in rs:
+                    r.why = "new in the categories you follow"
+            out[uid] = [Recommendation(papers[r.paper_id], r.score, r.why, r.nearest_id, r.nearest_cos,
+                                       r.similarity if r.similarity is not None else r.score)
+                        for r in rs if r.paper_id in papers]
+        return out

@@ -76,24 +76,30 @@ def rank(profile: Profile, ids: Sequence[str], vectors: np.ndarray, n: int = 10,
     return rank_many([profile], ids, vectors, n, min_score, params, lexical)[0]
 
 
-def rank_many(profiles: list[Profile], ids: Sequence[str], vectors: np.ndarray, n: int = 10,
+def rank_many(profiles: list[Profile], ids: Sequence[str], vectors: np.ndarray, n: int | Sequence[int] = 10,
               min_score: float | Sequence[float | None] | None = None, params: ScoringParams | None = None,
-              lexical: sp.csr_matrix | None = None, max_columns: int = 8192) -> list[list[Ranked]]:
+              lexical: sp.csr_matrix | None = None, max_columns: int = 8192,
+              allowed: Sequence[np.ndarray | None] | None = None) -> list[list[Ranked]]:
     """:func:`rank` for many profiles over the same candidates (one day's papers for every user) at once.
 
     Profiles go through the scoring kernel in blocks of at most ``max_columns`` stacked positives; in each
     block the threshold (one for all, or one per profile) removes candidates first, then each profile keeps
-    its ``n`` best (argpartition per column), so the result is exactly :func:`rank`'s, profile by profile."""
+    its ``n`` best (argpartition per column), so the result is exactly :func:`rank`'s, profile by profile.
+    ``n`` and ``min_score`` may be one per profile; ``allowed[j]`` (row indices into ``ids``, None: all) limits
+    profile j to its own candidates among the shared ones (a user's categories, minus what they had)."""
     params = params or ScoringParams()
     ids = list(ids)
     out: list[list[Ranked]] = [[] for _ in profiles]
-    if not profiles or not ids or n <= 0:
+    sizes = list(n) if isinstance(n, (list, tuple)) else [int(n)] * len(profiles)  # type: ignore[arg-type]
+    if not profiles or not ids or max(sizes, default=0) <= 0:
         return out
     cand = np.asarray(vectors, dtype=np.float32)
     thresholds = list(min_score) if isinstance(min_score, (list, tuple)) else [min_score] * len(profiles)
-    blocks = [p.condensed(params.max_positives) for p in profiles]
+    blocks = [p.condensed(params.max_positives) if sizes[j] > 0 and (allowed is None or allowed[j] is None or
+                                                                    len(allowed[j])) else None  # type: ignore[arg-type]
+              for j, p in enumerate(profiles)]
     shared = shared_likes(blocks, cand, lexical, params)
-    k = min(n, len(ids))
+    k = min(max(sizes), len(ids))
     wide = min(len(ids), WIDEN * k)
     def one_chunk(start: int, stop: int) -> None:
         live = np.array([jj for jj in range(stop - start) if blocks[start + jj] is not None], dtype=np.int64)
@@ -102,33 +108,42 @@ def rank_many(profiles: list[Profile], ids: Sequence[str], vectors: np.ndarray, 
         b = score_block(profiles[start:stop], blocks[start:stop], cand, lexical, params,
                         shared.view(start, stop) if shared is not None else None)
         values = b.score[live]  # (live profiles, candidates): the ranking score
+        if allowed is not None:
+            for i, jj in enumerate(live.tolist()):
+                mask = allowed[start + jj]
+                if mask is not None:
+                    keep = values[i, mask]
+                    values[i] = -np.inf
+                    values[i, mask] = keep
         thr = np.array([np.nan if t is None else t for t in (thresholds[start + jj] for jj in live)], np.float32)
         # the threshold compares the embedding-only score: pooled for each profile's `wide` best by ranking
         # score; when k of those pass, they hold the k best passing ones; else for every candidate
         top = np.argpartition(-values, wide - 1, axis=1)[:, :wide] if wide < len(ids) else \
             np.broadcast_to(np.arange(len(ids)), (len(live), len(ids)))
         sem = b.semantic_at(live, top)
-        ok = np.isnan(thr)[:, None] | (sem >= thr[:, None])
-        short = np.flatnonzero((ok.sum(axis=1) < k) & (wide < len(ids)))
+        ok = (np.isnan(thr)[:, None] | (sem >= thr[:, None])) & np.isfinite(np.take_along_axis(values, top, axis=1))
+        want = np.array([sizes[start + jj] for jj in live.tolist()])
+        short = np.flatnonzero((ok.sum(axis=1) < want) & (np.isfinite(values).sum(axis=1) > wide))
         if len(short):
             full = b.semantic(live[short])
             for x, i in enumerate(short.tolist()):
-                top_i = np.argsort(-np.where(full[x] >= thr[i], values[i], -np.inf), kind="stable")[:wide]
+                passing = (full[x] >= thr[i]) & np.isfinite(values[i])
+                top_i = np.argsort(-np.where(passing, values[i], -np.inf), kind="stable")[:wide]
                 top[i] = top_i  # type: ignore[index]
                 sem[i] = full[x, top_i]
-                ok[i] = full[x, top_i] >= thr[i]
+                ok[i] = passing[top_i]
         for i, jj in enumerate(live.tolist()):
             rows = top[i][ok[i]]
             v = values[i, rows]
-            order = np.lexsort((rows, -v))[:k]
+            order = np.lexsort((rows, -v))[:sizes[start + jj]]
             s_i = sem[i][ok[i]][order]
             rows = rows[order]
             nearest, cos = b.nearest(jj, rows)
             labels = b.labels[jj]
             interest = profiles[start + jj].interest
-            out[start + jj] = [Ranked(ids[r], float(values[i, r]), labels[x], c, why_line(labels[x], c, interest),
-                                      float(sv))
-                               for r, x, c, sv in zip(rows.tolist(), nearest.tolist(), cos.tolist(), s_i.tolist(), strict=True)]
+            out[start + jj] = [
+                Ranked(ids[r], float(values[i, r]), labels[x], c, why_line(labels[x], c, interest), float(sv))
+                for r, x, c, sv in zip(rows.tolist(), nearest.tolist(), cos.tolist(), s_i.tolist(), strict=True)]
 
     spans = chunks(blocks, max_columns)
     workers = min(WORKERS, len(spans))
