@@ -206,6 +206,7 @@ class VectorIndex:
     @contextmanager
     def _flock(self) -> Iterator[None]:
         """Exclusive against vector writers of other processes on this directory."""
+        self.directory.mkdir(parents=True, exist_ok=True)  # the first write into a new index directory
         with open(self.directory / "write.lock", "a+b") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             try:
