@@ -16,6 +16,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,7 +47,7 @@ class Prediction:
     def top(self) -> str:
         return self.categories[0][0]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "categories": [{"code": c, "name": self.names.get(c, c), "probability": round(p, 4)}
                            for c, p in self.categories],
@@ -58,7 +59,7 @@ class Prediction:
 class Classifier:
     def __init__(self, model: ShaRNN, vocab: list[str], phrases: frozenset[str], codes: list[str],
                  names: dict[str, str], groups: list[str], group_of: dict[str, str], max_tokens: int,
-                 threshold: float, meta: dict) -> None:
+                 threshold: float, meta: dict[str, Any]) -> None:
         self.model = model.eval()
         self.index = {t: i for i, t in enumerate(vocab)}
         self.phrases = phrases
@@ -69,7 +70,7 @@ class Classifier:
         self.meta = meta
 
     @classmethod
-    def load(cls, model_dir: Path | None = None) -> "Classifier":
+    def load(cls, model_dir: Path | None = None) -> Classifier:
         d = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
         needed = ["config.json", "labels.json", "vocab.txt", "phrases.txt", "vectors.f16.npy", "weights.pt"]
         missing = [n for n in needed if not (d / n).exists()]
@@ -138,7 +139,7 @@ class Classifier:
     def predict_batch(self, papers: Sequence[tuple[str, str]], batch_size: int = 256) -> list[Prediction]:
         encoded = [self.encode(t, a) for t, a in papers]
         probs = self.probabilities([e[0] for e in encoded], batch_size)
-        return [self._prediction(p, e[1]) for p, e in zip(probs, encoded)]
+        return [self._prediction(p, e[1]) for p, e in zip(probs, encoded, strict=True)]
 
 
 _lock = threading.Lock()

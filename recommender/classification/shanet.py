@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,7 +35,7 @@ class NetConfig:
     boom_dim: int = 512
     dropout: float = 0.1
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -76,7 +77,8 @@ class CategoryAttention(nn.Module):
         tokens = z.unsqueeze(-1) * self.value_dir + self.cat_embed  # (B, C, d)
         q, k, v = self.qkv(tokens).chunk(3, dim=-1)
         att = torch.softmax(q @ k.transpose(1, 2) * self.scale, dim=-1)
-        return z + self.out(F.gelu(att @ v)).squeeze(-1)
+        out: torch.Tensor = z + self.out(F.gelu(att @ v)).squeeze(-1)
+        return out
 
 
 class Boom(nn.Module):
@@ -89,7 +91,8 @@ class Boom(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return z + self.down(self.drop(F.gelu(self.up(z))))
+        out: torch.Tensor = z + self.down(self.drop(F.gelu(self.up(z))))
+        return out
 
 
 class ShaRNN(nn.Module):
@@ -122,7 +125,8 @@ class ShaRNN(nn.Module):
 
     def calibrated_logits(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Category logits with the training-time positive-class weighting undone: what inference uses."""
-        return self(ids, lengths) - self.prior_shift
+        logits: torch.Tensor = self(ids, lengths) - self.prior_shift
+        return logits
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """ids (B, T) int64 padded with 0, lengths (B,) -> category logits (B, C), as trained (weighted)."""
@@ -140,7 +144,8 @@ class ShaRNN(nn.Module):
         doc = (torch.softmax(w, dim=-1).unsqueeze(-1) * hseq).sum(1)
         z = self.proj(self.drop(F.gelu(doc)))
         z = self.cat_attn(self.cat_norm(z))
-        return self.boom(self.boom_norm(z))
+        logits: torch.Tensor = self.boom(self.boom_norm(z))
+        return logits
 
 
 def reverse_index(lengths: torch.Tensor, total: int) -> torch.Tensor:

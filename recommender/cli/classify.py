@@ -15,7 +15,7 @@ from recommender.config import Settings
 from recommender.models import Paper
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("classify", help="predict the arXiv categories of a paper",
                               description="Predict categories for a paper by arXiv id or URL (from the store, "
                                           "or looked up on arXiv and stored) or for a title and abstract.")
@@ -32,9 +32,9 @@ def _paper_for(raw_id: str, settings: Settings) -> Paper | None:
 
     Raises ``InvalidArxivId`` for text that is not an id and ``ArxivError`` when arXiv cannot be reached;
     the product CLI reports both in one line."""
-    from recommender.sources.arxiv import ArxivClient
-    from recommender.ids import parse_arxiv_id
     from recommender.engine.pipeline import lookup_papers
+    from recommender.ids import parse_arxiv_id
+    from recommender.sources.arxiv import ArxivClient
 
     pid = parse_arxiv_id(raw_id.strip()).id
     clients: list[ArxivClient] = []

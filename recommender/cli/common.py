@@ -19,7 +19,7 @@ from recommender.store import Store
 def settings_from(args: argparse.Namespace) -> Settings:
     """The settings for a parsed command line: ``--home`` (when given) over the environment and config file."""
     home = getattr(args, "home", None)
-    return load_settings(**({"home": Path(home)} if home else {}))
+    return load_settings(home=Path(home)) if home else load_settings()
 
 
 def open_store(settings: Settings) -> Store:

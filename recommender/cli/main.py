@@ -12,21 +12,21 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from recommender.sources.arxiv import ArxivClient, ArxivError
-from recommender.cli import reco as reco_cli
 from recommender.classification.classify import get_classifier
 from recommender.cli import classify as classify_cli
+from recommender.cli import reco as reco_cli
 from recommender.cli.common import emit, open_store, settings_from
 from recommender.config import ConfigError
 from recommender.engine.core import Engine
+from recommender.engine.pipeline import ensure_demo_corpus, fetch_feed, ingest, model_steps, validate_categories
 from recommender.ids import InvalidArxivId, parse_arxiv_id
+from recommender.sources.arxiv import ArxivClient, ArxivError
 from recommender.sources.importer import ImportFileError, import_file
-from recommender.engine.pipeline import (ensure_demo_corpus, fetch_feed, ingest, model_steps,
-                                         validate_categories)
 from recommender.store import UnknownCategory
 
 log = logging.getLogger("arxiv_digest")
@@ -120,7 +120,9 @@ def cmd_demo_summary(args: argparse.Namespace) -> int:
         stats = store.stats()
     print(f"{stats['papers']} papers in {stats['database']}, announced {stats['first_announced']} .. "
           f"{stats['last_announced']}")
-    for group, n in dict(stats["by_group"]).items():  # type: ignore[arg-type]
+    by_group = stats["by_group"]
+    assert isinstance(by_group, dict)
+    for group, n in by_group.items():
         print(f"  {group}: {n}")
     return 0
 

@@ -10,8 +10,9 @@ import argparse
 import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from recommender.cli.common import open_store, settings_from
 from recommender.engine.core import Engine, Recommendation
@@ -88,7 +89,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return _print_recs(args, recs)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("embed", help="embed every stored paper that has no vector for the current model")
     p.add_argument("--seed", metavar="FILE", help="first take vectors from a file written by --export")
     p.add_argument("--export", metavar="FILE", help="then write all vectors to this Arrow file (e.g. for the demo)")
