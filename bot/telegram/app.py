@@ -23,7 +23,9 @@ from bot.commands import COMMANDS
 from bot.pacing import Pacer
 from bot.telegram.delivery import Deliverer, DeliveryReport, delivery_job
 from bot.telegram.handlers import on_button, on_edited, on_error, on_group, on_membership, on_other, on_text
+from bot.telegram.redact import protect_token
 from bot.telegram.runtime import Runtime, open_runtime, runtime
+from bot.telegram.updates import ScreeningRequest
 from recommender.config import Settings
 
 log = logging.getLogger(__name__)
@@ -76,28 +78,6 @@ async def set_commands(app: Application) -> None:
     await app.bot.set_my_commands([BotCommand(c.name, c.summary[:256]) for c in COMMANDS])
 
 
-class RedactToken(logging.Filter):
-    """Removes the bot token from every log record (httpx logs request URLs, which contain it)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self.token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.token:
-            msg = record.getMessage()
-            if self.token in msg:
-                record.msg, record.args = msg.replace(self.token, "<token>"), ()
-        return True
-
-
-def protect_token(token: str) -> None:
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    f = RedactToken(token)
-    for h in logging.getLogger().handlers:
-        h.addFilter(f)
-
-
 def build_application(rt: Runtime, pacer: Pacer | None = None, timeout: float = 10.0) -> Application:
     """The PTB Application with every handler; ``timeout`` bounds each Bot API request (then retried)."""
     s = rt.settings
@@ -105,6 +85,7 @@ def build_application(rt: Runtime, pacer: Pacer | None = None, timeout: float = 
            .base_file_url(s.telegram_api_url.replace("/bot", "/file/bot"))
            .rate_limiter(pacer or Pacer()).concurrent_updates(64).connection_pool_size(128)
            .read_timeout(timeout).write_timeout(timeout).connect_timeout(timeout).pool_timeout(timeout)
+           .get_updates_request(ScreeningRequest())  # one malformed update is skipped, not retried forever
            .post_init(set_commands).post_stop(stop_runtime).build())
     app.bot_data["runtime"] = rt
     app.add_handler(MessageHandler(filters.UpdateType.EDITED, on_edited))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import Message, Update
-from telegram.constants import ParseMode
+from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 
 
+PRIVATE_BUTTONS = "Buttons work only in your private chat with me."
 SLOW_DOWN = Reply.plain("You are sending messages faster than I can answer. I will answer the ones I have; "
                         "please wait for those before sending more.")
 
@@ -78,9 +79,10 @@ async def answer(rt: Runtime, bot: Any, chat_id: int, user_id: int, replies: lis
 
 
 def caller_of(update: Update) -> Caller:
+    """The caller of ``update``; only their private chat with the bot may become where they are answered."""
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
-    return Caller(user_id=user.id, chat_id=chat.id, name=user.first_name or "")
+    return Caller(user_id=user.id, chat_id=chat.id, name=user.first_name or "", private=chat.type == ChatType.PRIVATE)
 
 
 @queued
@@ -136,8 +138,13 @@ async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     rt, query = runtime(context), update.callback_query
     assert query is not None
+    chat = update.effective_chat
+    if chat is None or chat.type != ChatType.PRIVATE:  # an inline message, or a (forged) press in a group
+        with contextlib.suppress(BadRequest):
+            await query.answer(PRIVATE_BUTTONS)
+        return
     caller = caller_of(update)
-    message = query.message if isinstance(query.message, Message) else None
+    message = query.message if isinstance(query.message, Message) else None  # None: Telegram no longer shows it
     old = buttons_of(message.reply_markup) if message else []
     replies = await rt.call(rt.commands.press, caller, query.data or "", old)
     first = replies[0] if replies else Reply()
@@ -156,8 +163,10 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 await retrying(lambda: message.edit_reply_markup(reply_markup=keyboard(first.buttons)),
                                "editMessageReplyMarkup")
         except BadRequest as exc:
-            if "not modified" not in str(exc).lower():
-                raise
+            if "not modified" not in str(exc).lower():  # e.g. deleted meanwhile: send it anew (or just the toast)
+                log.info("could not edit message %s in chat %s (%s)", message.message_id, message.chat_id, exc)
+                if first.text or first.document:
+                    rest = replies
     elif first.text or first.document:  # not an edit, or the message is too old to edit: send it anew
         rest = replies
     if rest and chat_id is not None:

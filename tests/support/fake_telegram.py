@@ -125,6 +125,15 @@ def check_markup(markup: Any) -> dict | None:
     return markup
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client hanging up mid-request (a bot shutting down its long poll) is normal here, not an error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @dataclass
 class Sent:
     """A message the bot sent (its latest state after edits)."""
@@ -194,7 +203,7 @@ class FakeTelegram:
 
             do_GET = do_POST
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="fake-telegram")
         self.thread.start()
@@ -278,7 +287,10 @@ class FakeTelegram:
             else:
                 self.blocked.discard(user_id)
         old = "member" if status == "kicked" else "kicked"
-        member = lambda st: {"user": BOT_USER, "status": st, **({"until_date": 0} if st == "kicked" else {})}
+
+        def member(st: str) -> dict[str, Any]:
+            return {"user": BOT_USER, "status": st, **({"until_date": 0} if st == "kicked" else {})}
+
         return self._push({"my_chat_member": {
             "chat": {"id": user_id, "type": "private", "first_name": f"User{user_id}"},
             "from": self._user(user_id), "date": int(time.time()),
