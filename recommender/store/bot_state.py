@@ -8,7 +8,9 @@ delivered digest (``last_digest_day`` only counts sent, empty and skipped).
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterable
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 DONE = ("sent", "empty", "skipped", "failed")  # failed: Telegram refused it (400); not retried that day
 
@@ -18,15 +20,24 @@ class BotStateQueries:
 
     conn: sqlite3.Connection
 
+    if TYPE_CHECKING:
+        def transaction(self) -> AbstractContextManager[None]: ...  # provided by Store
+
     def announcement_first_seen(self, day: str) -> str | None:
         """When a feed fetch first saw the announcement of ``day`` (ISO UTC), None if never fetched."""
-        return self.conn.execute("SELECT min(fetched_at) FROM feed_fetches WHERE announced = ?", (day,)).fetchone()[0]
+        seen: str | None = self.conn.execute(
+            "SELECT min(fetched_at) FROM feed_fetches WHERE announced = ?", (day,)).fetchone()[0]
+        return seen
 
     def last_digest_days(self) -> dict[int, str]:
         """user id -> latest announcement day whose digest is done (sent, empty, skipped or refused)."""
         marks = ",".join("?" * len(DONE))
         return dict(self.conn.execute(
             f"SELECT user_id, max(announced) FROM digests WHERE status IN ({marks}) GROUP BY user_id", DONE))
+
+    def digest_statuses(self, announced: str) -> dict[int, str]:
+        """user id -> status of their digest of announcement day ``announced`` (users with a row only)."""
+        return dict(self.conn.execute("SELECT user_id, status FROM digests WHERE announced = ?", (announced,)))
 
     def profiled_user_ids(self) -> set[int]:
         """Users who follow a category, described interests or liked a paper."""
@@ -43,7 +54,7 @@ class BotStateQueries:
             f"({','.join('?' * len(days))})", days)}
 
     def record_notice(self, user_id: int, local_day: str) -> None:
-        with self.transaction():  # type: ignore[attr-defined]
+        with self.transaction():
             self.conn.execute(
                 "INSERT INTO digests (user_id, announced, status, completed_at) VALUES (?, ?, 'notice', "
                 "strftime('%Y-%m-%dT%H:%M:%SZ','now')) ON CONFLICT(user_id, announced) DO NOTHING",

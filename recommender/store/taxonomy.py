@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import sqlite3
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recommender.taxonomy import read_taxonomy
 
@@ -21,6 +23,9 @@ class TaxonomyQueries:
     """Mixin of :class:`recommender.store.Store` for the ``taxonomy`` table. Expects ``self.conn``."""
 
     conn: sqlite3.Connection
+
+    if TYPE_CHECKING:
+        def transaction(self) -> AbstractContextManager[None]: ...  # provided by Store
 
     def load_taxonomy(self, path: Path) -> int:
         """(Re)load the taxonomy from arXiv's taxonomy JSON; returns the number of codes."""
@@ -61,7 +66,7 @@ class TaxonomyQueries:
             row = self.conn.execute(
                 "SELECT canonical FROM taxonomy WHERE lower(code) = lower(?)", (raw,)).fetchone()
         if row is not None:
-            return row[0]
+            return str(row[0])
         known = [r[0] for r in self.conn.execute("SELECT code FROM taxonomy WHERE active = 1")]
         if not known:
             raise UnknownCategory("the category taxonomy is not loaded")

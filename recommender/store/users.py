@@ -1,14 +1,18 @@
 """SQL for people: users and their settings, followed categories, likes/dislikes, digests and deliveries,
 plus the small key-value ``meta`` table and stored category predictions.
 
-The delivery log is what makes sending idempotent: a paper is in ``deliveries`` for a user once it was sent,
-and a ``digests`` row per (user, announcement day) records whether that day's digest is done.
+The delivery log is what makes sending safe to repeat: a paper is in ``deliveries`` for a user once it was (about
+to be) sent, and a ``digests`` row per (user, announcement day) records where that day's digest stands:
+``pending`` (being built), ``sending`` (planned papers recorded, request under way: fate unknown after a crash),
+``sent``, ``empty``, ``failed`` (Telegram refused it), ``skipped``.
 """
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 USER_SETTINGS = ("chat_id", "name", "timezone", "digest_hour", "digest_size", "min_score", "cross_lists",
                  "paused", "active", "interests")
@@ -34,6 +38,9 @@ class UserQueries:
     """Mixin of :class:`recommender.store.Store` for users, feedback, deliveries, predictions, meta."""
 
     conn: sqlite3.Connection
+
+    if TYPE_CHECKING:
+        def transaction(self) -> AbstractContextManager[None]: ...  # provided by Store
 
     # -- users ------------------------------------------------------------------------------------------
     def get_user(self, user_id: int) -> User | None:
@@ -138,7 +145,7 @@ class UserQueries:
         return row[0] if row else None
 
     def set_digest_status(self, user_id: int, announced: str, status: str) -> None:
-        done = status in ("sent", "empty", "skipped")
+        done = status in ("sent", "empty", "skipped", "failed")
         with self.transaction():
             self.conn.execute(
                 "INSERT INTO digests (user_id, announced, status, completed_at) VALUES (?, ?, ?, "
@@ -149,9 +156,10 @@ class UserQueries:
             )
 
     def last_digest_day(self, user_id: int) -> str | None:
-        return self.conn.execute(
+        day: str | None = self.conn.execute(
             "SELECT max(announced) FROM digests WHERE user_id = ? AND status IN ('sent','empty','skipped')",
             (user_id,)).fetchone()[0]
+        return day
 
     def record_delivery(self, user_id: int, paper_id: str, announced: str, rank: int | None = None,
                         score: float | None = None, message_id: int | None = None) -> bool:
@@ -161,6 +169,53 @@ class UserQueries:
                 "INSERT OR IGNORE INTO deliveries (user_id, paper_id, announced, rank, score, message_id) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (user_id, paper_id, announced, rank, score, message_id))
         return cur.rowcount > 0
+
+    def begin_digest(self, user_id: int, announced: str, items: Sequence[tuple[str, int, float]]) -> None:
+        """Right before a digest is sent: its planned papers (no message id yet) and the status ``sending``, in
+        one transaction. A crash from here until :meth:`record_digest` leaves the digest's fate unknown; the
+        next delivery run finds it ``sending`` and re-sends these items, marked (see bot.telegram.delivery)."""
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT INTO deliveries (user_id, paper_id, announced, rank, score) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(user_id, paper_id) DO NOTHING",
+                [(user_id, pid, announced, rank, score) for pid, rank, score in items])
+            self.set_digest_status(user_id, announced, "sending")
+
+    def record_digest(self, user_id: int, announced: str, items: Sequence[tuple[str, int, float]],
+                      message_id: int | None = None) -> None:
+        """A digest went out: its papers (with the id of its last message, when known) and the status ``sent``,
+        in one transaction. The one way a delivered digest is recorded: Telegram runs, /digest, the terminal."""
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT INTO deliveries (user_id, paper_id, announced, rank, score, message_id) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(user_id, paper_id) DO UPDATE SET "
+                "message_id = coalesce(excluded.message_id, deliveries.message_id) "
+                "WHERE deliveries.announced = excluded.announced",
+                [(user_id, pid, announced, rank, score, message_id) for pid, rank, score in items])
+            self.set_digest_status(user_id, announced, "sent")
+
+    def abandon_digest(self, user_id: int, announced: str, items: Sequence[tuple[str, int, float]],
+                       status: str) -> None:
+        """Telegram refused a digest outright (a 400 given up on, a blocked bot): nothing was delivered, so its
+        planned papers are forgotten and the digest gets ``status`` (``failed``; ``pending``: built afresh later)."""
+        with self.transaction():
+            self.conn.executemany(
+                "DELETE FROM deliveries WHERE user_id = ? AND announced = ? AND paper_id = ? AND message_id IS NULL",
+                [(user_id, announced, pid) for pid, _, _ in items])
+            self.set_digest_status(user_id, announced, status)
+
+    def digest_items(self, user_id: int, announced: str) -> list[tuple[str, int, float]]:
+        """The planned papers of a digest whose sending has not been confirmed (no message id), by rank."""
+        return [(r[0], r[1], r[2]) for r in self.conn.execute(
+            "SELECT paper_id, rank, score FROM deliveries WHERE user_id = ? AND announced = ? AND message_id IS NULL "
+            "ORDER BY rank", (user_id, announced))]
+
+    def latest_digest(self, user_id: int) -> tuple[str, str] | None:
+        """(announcement day, status) of the user's most recent digest (notices aside), None if none yet."""
+        row = self.conn.execute(
+            "SELECT announced, status FROM digests WHERE user_id = ? AND status != 'notice' "
+            "ORDER BY announced DESC LIMIT 1", (user_id,)).fetchone()
+        return (row[0], row[1]) if row else None
 
     def delivered_ids(self, user_id: int, announced: str | None = None) -> set[str]:
         sql = "SELECT paper_id FROM deliveries WHERE user_id = ?"
