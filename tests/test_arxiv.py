@@ -2,19 +2,18 @@
 from __future__ import annotations
 
 import dataclasses
-import time
+import itertools
 from datetime import date
-from pathlib import Path
 
 import pytest
 
-from recommender.sources.arxiv import ArxivClient, ArxivError, parse_api, parse_rss
 from recommender.config import Settings
 from recommender.models import Paper
-
+from recommender.sources.arxiv import ArxivClient, ArxivError, parse_api, parse_rss
 from tests.support.arxiv_xml import rss_feed
-from .conftest import FIXTURES
 from tests.support.local_server import LocalServer
+
+from .conftest import FIXTURES
 
 API = FIXTURES / "arxiv_api"
 
@@ -114,7 +113,7 @@ def test_pacing_one_request_per_delay(settings: Settings, server: LocalServer) -
     for _ in range(3):
         client.fetch_by_ids(["1605.08386"])
     times = [t for _, _, t in server.requests]
-    assert min(b - a for a, b in zip(times, times[1:])) >= 0.28
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.28
 
 
 def test_harvest_pages_and_empty_page_patience(settings: Settings, server: LocalServer) -> None:

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from recommender.classification.classify import DEFAULT_MODEL_DIR, Classifier, ClassifierError, Prediction, get_classifier
+from recommender.classification.classify import (
+    DEFAULT_MODEL_DIR,
+    Classifier,
+    ClassifierError,
+    Prediction,
+    get_classifier,
+)
 from recommender.classification.shanet import NetConfig, ShaRNN, master_logits, mix_logits
 from training.data import Labels
 from training.export import export_model

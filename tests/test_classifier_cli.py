@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from recommender.cli.main import main
 from recommender.classification.shanet import NetConfig, ShaRNN
+from recommender.cli.main import main
 from training.data import Labels
 from training.export import export_model
 

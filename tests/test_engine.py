@@ -12,10 +12,9 @@ from recommender.config import Settings, load_settings
 from recommender.embedding.embed import Embedder, load_embedder, paper_text
 from recommender.engine.core import Engine, Recommendation
 from recommender.ids import InvalidArxivId
-from recommender.sources.importer import iter_file
 from recommender.models import Paper
+from recommender.sources.importer import iter_file
 from recommender.store import Store
-
 from tests.support.local_server import LocalServer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -125,7 +124,8 @@ def test_recommend_multi_interest_dislikes_and_threshold(engine: Engine, cluster
     assert "qec" in got[:4] and "galaxy" in got[:4]  # both interests, not their average
     assert not set(_ids(recs)) & set(qec[:2] + gal[:1])
     for r in recs:
-        assert r.nearest_id in qec[:2] + gal[:1] and r.why == f"close to your liked {r.nearest_id} (cos {r.nearest_cos:.2f})"
+        assert r.nearest_id in qec[:2] + gal[:1]
+        assert r.why == f"close to your liked {r.nearest_id} (cos {r.nearest_cos:.2f})"
     # disliking the galaxy papers pushes that topic below the quantum one
     recs2 = engine.recommend(likes=qec[:2] + gal[:1], dislikes=gal[1:3], n=6)
     got2 = [clusters[i] for i in _ids(recs2)]

@@ -4,21 +4,20 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from recommender.cli.main import main
 from recommender.config import Settings
-from recommender.models import Paper
 from recommender.engine.pipeline import ensure_demo_corpus, fetch_feed
 from recommender.engine.pipeline import ingest as ingest_feed
+from recommender.models import Paper
 from recommender.store import Store, UnknownCategory
-
 from tests.support.arxiv_xml import rss_feed
-from .conftest import DEMO, FIXTURES
 from tests.support.local_server import LocalServer
+
+from .conftest import DEMO, FIXTURES
 
 
 def ingest(settings: Settings, store: Store, categories: list[str], **steps: Any) -> Any:

@@ -9,7 +9,7 @@ local date, never two, at the first tick at or after the mark.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,7 +17,6 @@ import pytest
 from bot.schedule import due, last_mark
 from recommender.store import User
 
-UTC = timezone.utc
 BERLIN, NEW_YORK = "Europe/Berlin", "America/New_York"
 # (zone, local date, UTC moment of the change, the hour that is skipped (March) or repeated (autumn))
 SPRING = [(BERLIN, date(2026, 3, 29), datetime(2026, 3, 29, 1, tzinfo=UTC), 2),

@@ -3,8 +3,17 @@ from __future__ import annotations
 
 import pytest
 
-from recommender.classification.textprep import (ABSTRACT_END, ABSTRACT_START, EQN, TITLE_END, TITLE_START, merge_phrases,
-                                  preprocess, replace_math, tokenize)
+from recommender.classification.textprep import (
+    ABSTRACT_END,
+    ABSTRACT_START,
+    EQN,
+    TITLE_END,
+    TITLE_START,
+    merge_phrases,
+    preprocess,
+    replace_math,
+    tokenize,
+)
 
 
 def test_inline_and_display_maths_become_eqn():

@@ -12,7 +12,7 @@ import pytest
 from recommender.classification.classify import Classifier
 from training.config import TrainConfig
 from training.data import Labels, load_records
-from training.metrics import predict_sets, sample_f1
+from training.metrics import sample_f1
 from training.pipeline import run, train_split
 from training.prepare import prepare
 from training.splits import random_split, temporal_split

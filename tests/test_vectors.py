@@ -23,7 +23,7 @@ def test_top_k_is_exact_against_brute_force(tmp_path: Path) -> None:
     index.add(ids[1000:], vecs[1000:])
     queries = _unit(rng, 20, 32)
     results = index.search_many(queries, k=15, exclude=[{"p1", "p2"}] * 20)
-    for q, got in zip(queries, results):
+    for q, got in zip(queries, results, strict=True):
         s = vecs @ q
         s[[1, 2]] = -np.inf
         ref = np.argsort(-s)[:15]

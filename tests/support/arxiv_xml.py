@@ -6,8 +6,8 @@ Tests use it to serve realistic feeds from the local feed server: items carry ``
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Iterable
 from xml.sax.saxutils import escape
 
 from recommender.models import Paper
