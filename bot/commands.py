@@ -24,6 +24,7 @@ from .cmd_base import MAX_ARG_CHARS, Caller, UserError
 from .cmd_digest import DigestCommands, DigestPlan
 from .cmd_papers import PaperCommands
 from .cmd_profile import ProfileCommands, parse_timezone
+from .inputs import has_words
 from .reply import Button, Reply
 from .rich import Rich
 
@@ -170,8 +171,9 @@ class Commands(PaperCommands, ProfileCommands, DigestCommands):
         try:
             pid = parse_arxiv_id(first).id
         except InvalidArxivId:
-            out = Rich().text("I read commands; /help lists them. To find papers about a topic, try ")
-            out.code("/similar " + render.clean(text, 60))
+            out = Rich().text("I read commands; /help lists them.")
+            if has_words(text):
+                out.text(" To find papers about a topic, try ").code("/similar " + render.clean(text, 60))
             return [Reply(out)]
         if (later := self._fetch_first([pid], lambda: self._free_text(user, text))) is not None:
             return [later]

@@ -231,14 +231,13 @@ def quiet_logging(home: Path) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     root.setLevel(min(root.level or logging.INFO, logging.INFO))
-    try:  # the model loader draws "Loading weights" bars through huggingface_hub's switch
-        from huggingface_hub.utils import disable_progress_bars
+    # model loading draws "Loading weights" bars unless huggingface_hub's switch is off (transformers reads it
+    # when it is first imported, which is later: the models load on first use)
+    try:
+        from huggingface_hub.utils.tqdm import disable_progress_bars
         disable_progress_bars()
     except ImportError:
         pass
-    if "transformers" in sys.modules:  # already imported: it read that switch at import time
-        from transformers.utils import logging as hf_logging
-        hf_logging.disable_progress_bar()
 
 
 def run_console(settings: Settings, stdin: IO[str] | None = None, out: IO[str] | None = None) -> int:
