@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from recommender.days import EARLIEST, is_announcement_day, latest_allowed
 from recommender.models import Paper
@@ -275,7 +275,7 @@ class PaperQueries:
             yield from self._rows_to_papers(rows)
 
     def count_papers(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM papers").fetchone()[0]
+        return int(self.conn.execute("SELECT count(*) FROM papers").fetchone()[0])
 
     def announced_ids(self, day: str, types: Sequence[str] = ("new", "cross"),
                       categories: Sequence[str] | None = None) -> list[str]:
@@ -307,7 +307,7 @@ class PaperQueries:
             log.warning("ignoring the stored announcement day %r: not a date", day)
         return None
 
-    def last_feed_fetch(self) -> dict | None:
+    def last_feed_fetch(self) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT * FROM feed_fetches ORDER BY rowid DESC LIMIT 1").fetchone()
         return dict(row) if row else None
 
