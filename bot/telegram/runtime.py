@@ -6,8 +6,9 @@ piece of work runs, so that a reply never waits behind heavy work or behind anot
 - the *reply pool* (:meth:`Runtime.call`, a few threads) runs commands, button presses and delivery steps:
   reads plus small writes (likes, settings), each on the thread's own store connection;
 - the *background worker* (:meth:`Runtime.in_background`) runs ingestion (the feed fetch included), the
-  warm-up, look-ups of papers the store lacks (a Reply's ``followup``) and bulk embedding and
-  classification; after each job the engine is asked to pick up what changed (``reload_if_changed``);
+  warm-up and bulk embedding and classification; the *look-up worker* runs a Reply's ``followup`` (papers
+  the store lacks, fetched from arXiv), so a look-up never waits behind a long job; after each, the engine
+  is asked to pick up what changed (``reload_if_changed``);
 - :class:`ChatQueues` answers each chat's updates in order on the event loop, different chats in parallel;
   a handler only enqueues and returns, so per-chat pacing never holds python-telegram-bot's update slots,
   and a chat that floods the bot gets its backlog capped and one "slow down" note.
@@ -173,6 +174,7 @@ class Runtime:
         self.commands = commands or Commands(settings, store)
         self.replies = DaemonPool(reply_threads, "arxiv-digest-reply")
         self.background = DaemonPool(1, "arxiv-digest-background")
+        self.lookups = DaemonPool(1, "arxiv-digest-lookup")  # follow-ups: never queued behind a long job
         self.chats = ChatQueues(backlog)
         self.delivery_lock = asyncio.Lock()
         self.tasks: dict[Any, asyncio.Task[None]] = {}  # background coroutines (jobs, follow-ups)
@@ -185,14 +187,17 @@ class Runtime:
         return await asyncio.wrap_future(self.replies.submit(lambda: fn(*args, **kwargs)))
 
     async def in_background(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn`` on the background worker (ingestion, warm-up, look-ups, bulk embedding and
-        classification), then let the engine pick up what the job published."""
+        """Run ``fn`` on the background worker (ingestion, warm-up, bulk embedding and classification), then
+        let the engine pick up what the job published."""
+        return await self._off_reply_path(self.background, lambda: fn(*args, **kwargs))
+
+    async def _off_reply_path(self, pool: DaemonPool, fn: Callable[[], T]) -> T:
         def job() -> T:
             try:
-                return fn(*args, **kwargs)
+                return fn()
             finally:
                 self._reload_engine()
-        return await asyncio.wrap_future(self.background.submit(job))
+        return await asyncio.wrap_future(pool.submit(job))
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str = "task", exclusive: bool = False) -> bool:
         """Run a coroutine on the event loop without anyone awaiting it (jobs, follow-ups); cancelled by
@@ -205,11 +210,12 @@ class Runtime:
         return True
 
     def followup(self, fn: Callable[[], list[Any]], then: Callable[[list[Any]], object]) -> None:
-        """Run a Reply's ``followup`` on the background worker, then hand its Replies to ``then`` (on the
-        event loop; the Telegram front end queues them for the chat)."""
+        """Run a Reply's ``followup`` (a look-up on arXiv, then the command) on the look-up worker, a
+        background thread of its own so it never waits behind ingestion, then hand its Replies to ``then``
+        (on the event loop; the Telegram front end queues them for the chat)."""
         async def go() -> None:
             try:
-                replies = await self.in_background(fn)
+                replies = await self._off_reply_path(self.lookups, fn)
             except Exception:
                 log.exception("a follow-up failed")
                 return
@@ -273,14 +279,14 @@ class Runtime:
     def _stop_pools(self) -> None:
         if not self.closed:
             self.closed = True
-            self.replies.shutdown()
-            self.background.shutdown()
+            for pool in (self.replies, self.background, self.lookups):
+                pool.shutdown()
 
     def close(self, grace: float = 2.0) -> bool:
         """Stop both pools without waiting for queued work; gives running work ``grace`` seconds to end and
         returns whether it did (daemon threads still running die with the process)."""
         self._stop_pools()
-        done = self.replies.join(grace / 2) and self.background.join(grace / 2)
+        done = all([pool.join(grace / 3) for pool in (self.replies, self.background, self.lookups)])
         if not done:
             log.info("background work still running at shutdown; it is abandoned")
         return done
