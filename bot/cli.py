@@ -11,17 +11,70 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 
 from recommender.cli.common import open_store, settings_from
+from recommender.config import Settings
 
 log = logging.getLogger(__name__)
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+TOKEN_REJECTED = "Telegram rejected the bot token: check TELEGRAM_BOT_TOKEN (from @BotFather)"
+
+
+def on_telegram(settings: Settings, work: Callable[[], int]) -> int:
+    """Run ``work`` in Telegram mode: the token is scrubbed from every log line and uncaught traceback, the
+    log also goes to ``$ARXIV_DIGEST_HOME/bot.log``, and a rejected token is one clear line, exit status 2."""
+    from telegram.error import InvalidToken
+
+    from .telegram.redact import protect_token
+
+    protect_token(settings.telegram_token)
+    settings.ensure_home()
+    handler = logging.FileHandler(settings.home / "bot.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        return work()
+    except InvalidToken:
+        log.error(TOKEN_REJECTED)
+        return 2
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def check_token(settings: Settings) -> None:
+    """Ask Telegram who we are before starting: raises ``InvalidToken`` (nothing logged) if it rejects the
+    token; any other failure is left to the bot's own start-up retries."""
+    import asyncio
+
+    from telegram import Bot
+    from telegram.error import InvalidToken, TelegramError
+
+    async def ask() -> None:
+        async with Bot(settings.telegram_token, base_url=settings.telegram_api_url):
+            pass
+
+    try:
+        asyncio.run(ask())
+    except InvalidToken:
+        raise
+    except TelegramError as exc:
+        log.warning("could not reach Telegram yet (%s); starting anyway", exc)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if settings.telegram_token:
         from .telegram import run_telegram
-        return run_telegram(settings)
+
+        def run() -> int:
+            check_token(settings)
+            return run_telegram(settings)
+        return on_telegram(settings, run)
     from .console import run_console
     if sys.stdin.isatty():
         print("No TELEGRAM_BOT_TOKEN set: running the bot in this terminal over the bundled demo papers.",
@@ -35,12 +88,15 @@ def cmd_deliver(args: argparse.Namespace) -> int:
         print("arxiv-digest deliver: set TELEGRAM_BOT_TOKEN (deliveries go out through Telegram)", file=sys.stderr)
         return 2
     from .telegram import deliver_once
-    report = deliver_once(settings, now=args.now)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        print(report.summary())
-    return 0
+
+    def deliver() -> int:
+        report = deliver_once(settings, now=args.now)
+        if args.json:
+            print(json.dumps(report.to_dict(), indent=2))
+        else:
+            print(report.summary())
+        return 0
+    return on_telegram(settings, deliver)
 
 
 def cmd_users(args: argparse.Namespace) -> int:
