@@ -31,7 +31,6 @@ MAX_ARG_CHARS = 4000  # a title plus the longest arXiv abstract fit comfortably
 MAX_IDS = 20
 MAX_INTERESTS = 500
 MAX_SIMILAR = 20
-MAX_DIGEST_SIZE = 20
 MAX_LIKES_PAGE = 10_000
 LIKES_PAGE = 10
 

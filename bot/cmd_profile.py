@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from recommender.store import UnknownCategory, User
+from recommender.store.users import MAX_DIGEST_SIZE
 
 from . import buttons as codes
 from . import render
-from .cmd_base import MAX_DIGEST_SIZE, MAX_INTERESTS, CommandsBase, UserError, parse_int
+from .cmd_base import MAX_INTERESTS, CommandsBase, UserError, parse_int
 from .inputs import ascii_number, has_words, visible_text
 from .reply import Button, Reply
 from .rich import Rich

@@ -226,6 +226,16 @@ def test_unicode_digits_and_huge_numbers_get_helpful_answers(commands: Commands,
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # answered, not crashed
 
 
+def test_sizes_saved_before_the_bounds_are_read_back_within_them(commands: Commands) -> None:
+    store = commands.store
+    answer(commands, "/follow cs.LG")
+    store.update_user(7, digest_size=19999, digest_hour=99, min_score=-3.0)  # as an older version saved them
+    user = store.get_user(7)
+    assert user is not None and (user.digest_size, user.digest_hour, user.min_score) == (20, 23, 0.0)
+    reply = commands.handle(ME, "/digest")[0]
+    assert 1 <= len(reply.buttons) <= 20
+
+
 def test_interests_need_real_words(commands: Commands) -> None:
     for text in ["\u200b\u200b\u200b\u200b", "\u200b \u200c \u200d \ufeff", "\x00\x01\x02\x03", "!!! ???",
                  "12345 678", "\u2063\u2063x\u2063"]:

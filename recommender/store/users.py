@@ -18,6 +18,13 @@ USER_SETTINGS = ("chat_id", "name", "timezone", "digest_hour", "digest_size", "m
                  "paused", "active", "interests")
 
 
+MAX_DIGEST_SIZE = 20
+
+
+def _bounded(value: object, lo: int, hi: int, default: int) -> int:
+    return min(max(value, lo), hi) if isinstance(value, int) else default
+
+
 @dataclass
 class User:
     id: int
@@ -49,8 +56,10 @@ class UserQueries:
             return None
         cats = [r[0] for r in self.conn.execute(
             "SELECT category FROM user_categories WHERE user_id = ? ORDER BY category", (user_id,))]
+        # settings saved before they were bounded (a digest size of 19999) are read back within bounds
         return User(id=row["id"], chat_id=row["chat_id"], name=row["name"], timezone=row["timezone"],
-                    digest_hour=row["digest_hour"], digest_size=row["digest_size"], min_score=row["min_score"],
+                    digest_hour=_bounded(row["digest_hour"], 0, 23, 8), digest_size=_bounded(row["digest_size"], 1,
+                    MAX_DIGEST_SIZE, 5), min_score=min(max(float(row["min_score"]), 0.0), 1.0),
                     cross_lists=bool(row["cross_lists"]), paused=bool(row["paused"]), active=bool(row["active"]),
                     interests=row["interests"], categories=cats)
 
