@@ -189,7 +189,7 @@ class FakeTelegram:
         self.thread: threading.Thread | None = None
 
     # -- life cycle ---------------------------------------------------------------------------------------
-    def start(self) -> FakeTelegram:
+    def start(self) -> Self:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -436,6 +436,7 @@ class FakeTelegram:
                 name = part.get_param("name", header="content-disposition")
                 filename = part.get_filename()
                 payload = part.get_payload(decode=True)
+                assert isinstance(name, str) and isinstance(payload, bytes), "a form field without name or bytes"
                 out[name] = (filename, payload) if filename else payload.decode("utf-8")
             return out
         return {k: v[-1] for k, v in urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
@@ -571,9 +572,10 @@ class FakeTelegram:
                     self.by_id[(chat_id, s.message_id)] = s
                     return self._message_json(s)
             with self.lock:
-                s = self.by_id.get((chat_id, int(params.get("message_id", 0))))
-            if s is None:
+                edited = self.by_id.get((chat_id, int(params.get("message_id", 0))))
+            if edited is None:
                 raise ApiError(400, "Bad Request: message to edit not found")
+            s = edited
             markup = check_markup(params.get("reply_markup"))
             if method == "editMessageText":
                 raw, plain = self._text_param(params)
