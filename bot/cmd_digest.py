@@ -24,6 +24,19 @@ class DigestPlan:
     day: str
     reply: Reply
     items: list[tuple[str, int, float]] = field(default_factory=list)  # (paper id, rank, score)
+    resent: bool = False  # a digest whose first sending was interrupted, sent again with a note saying so
+
+
+RESENT_NOTE = "↻ Re-sent after an interruption; you may have had this already."
+
+
+@dataclass
+class _Stored:
+    """A paper of a digest planned before an interruption (its why-line was not kept)."""
+
+    paper: Any
+    score: float
+    why: str = ""
 
 
 class DigestCommands(CommandsBase):
@@ -56,12 +69,32 @@ class DigestCommands(CommandsBase):
             out.text("Lower the bar with ").code("/settings minscore 0.2").text(" or follow more categories.")
         return Reply(out)
 
-    def build_digest(self, user: User, day: str) -> DigestPlan:
-        """Rank ``day``'s papers for ``user``; an empty plan (no items) carries the 'nothing matched' reply."""
-        recs = list(self.engine.digest(user.id, day, n=user.digest_size))
+    def build_digest(self, user: User, day: str, recs: Sequence[Any] | None = None) -> DigestPlan:
+        """Rank ``day``'s papers for ``user`` (or take ``recs`` ranked already); an empty plan (no items) carries
+        the 'nothing matched' reply."""
+        if recs is None:
+            recs = list(self.engine.digest(user.id, day, n=user.digest_size))
         if not recs:
             return DigestPlan(day, self.empty_digest(user, day), [])
         return self.plan_digest(user, day, recs)
+
+    def build_digests(self, users: Sequence[User], day: str) -> dict[int, DigestPlan]:
+        """The plans of many users' digests of ``day``, ranked in one batched pass (``Engine.digests``)."""
+        ranked = self.engine.digests([u.id for u in users], day)
+        return {u.id: self.build_digest(u, day, ranked.get(u.id, [])) for u in users}
+
+    def resend_digest(self, user: User, day: str) -> DigestPlan | None:
+        """The digest of ``day`` whose sending was interrupted (status ``sending``), again, from its recorded
+        items and marked as a possible repeat; None when no items were recorded."""
+        items = self.store.digest_items(user.id, day)
+        papers = self.store.get_papers([pid for pid, _, _ in items])
+        recs = [_Stored(papers[pid], score) for pid, _, score in items if pid in papers]
+        if not recs:
+            return None
+        plan = self.plan_digest(user, day, recs)
+        plan.reply.text = Rich().i(RESENT_NOTE).nl(2).extend(plan.reply.text)
+        plan.resent = True
+        return plan
 
     def no_announcement(self, user: User, local_day: str, last_day: str | None) -> Reply:
         out = Rich().text(f"No new arXiv papers for you today ({local_day}): arXiv has not announced a new "

@@ -84,10 +84,8 @@ class Console:
         return path
 
     def _log_delivery(self, plan: DigestPlan) -> None:
-        store = self.commands.store
-        for pid, rank, score in plan.items:
-            store.record_delivery(self.caller.user_id, pid, plan.day, rank=rank, score=score)
-        store.set_digest_status(self.caller.user_id, plan.day, "sent")
+        # the one way a delivered digest is recorded (one transaction), as the Telegram front end does
+        self.commands.store.record_digest(self.caller.user_id, plan.day, plan.items)
 
     def _wait_for_models(self, needs: bool) -> None:
         if not needs or self.warmup is None or self.warmup.ready.is_set():

@@ -41,6 +41,10 @@ class RecommenderEngine(Protocol):
         """The user's digest for announcement day ``day`` (the product's digest rules)."""
         ...
 
+    def digests(self, user_ids: Sequence[int], day: str) -> dict[int, list[Recommendation]]:
+        """The digests of many users for ``day`` in one batched ranking pass (the rules of :meth:`digest`)."""
+        ...
+
     def embed_missing(self, progress: bool = True) -> int:
         """Embed every stored paper that lacks a vector; returns how many were embedded."""
         ...
