@@ -36,6 +36,7 @@ API = Path(__file__).resolve().parent / "fixtures" / "arxiv_api"
 EMPTY = (API / "id_0000.0000_s0_m100_8b51d9633a68.body.xml").read_bytes()
 DIM = 16
 TIMEOUT = 60.0  # generous bound for every wait on another thread
+JITTER = 0.1  # the server stamps arrivals on a thread of this (busy) process: allow this much scheduling delay
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
@@ -333,7 +334,7 @@ def _request_times(server: LocalServer) -> list[float]:
 
 def test_two_clients_share_one_budget(settings: Settings, server: LocalServer, no_shutdown: None) -> None:
     server.route("/api/query", (200, EMPTY))
-    paced = dataclasses.replace(settings, api_delay=0.4)
+    paced = dataclasses.replace(settings, api_delay=0.5)
     clients = [ArxivClient(paced), ArxivClient.interactive(paced)]
     threads = [threading.Thread(target=lambda c=c: [c.fetch_by_ids(["1605.08386"]) for _ in range(3)])
                for c in clients]
@@ -343,7 +344,7 @@ def test_two_clients_share_one_budget(settings: Settings, server: LocalServer, n
         t.join(TIMEOUT)
     times = _request_times(server)
     assert len(times) == 6
-    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.4 - 0.03
+    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.5 - JITTER
 
 
 def test_another_process_on_the_state_directory_shares_the_budget(settings: Settings, server: LocalServer,
@@ -354,7 +355,7 @@ def test_another_process_on_the_state_directory_shares_the_budget(settings: Sett
         "import sys\n"
         "from recommender.config import load_settings\n"
         "from recommender.sources.arxiv import ArxivClient\n"
-        "s = load_settings(env={}, home=sys.argv[1], api_url=sys.argv[2], api_delay=0.4, api_retries=0)\n"
+        "s = load_settings(env={}, home=sys.argv[1], api_url=sys.argv[2], api_delay=0.5, api_retries=0)\n"
         "c = ArxivClient(s)\n"
         "for _ in range(4):\n"
         "    c.fetch_by_ids(['2101.00001'])\n"
@@ -364,7 +365,7 @@ def test_another_process_on_the_state_directory_shares_the_budget(settings: Sett
                             cwd=ROOT, stderr=subprocess.PIPE)
     try:
         assert wait_for(lambda: len(server.requests) >= 1 or proc.poll() is not None), "no request from the child"
-        client = ArxivClient(dataclasses.replace(settings, api_delay=0.4))
+        client = ArxivClient(dataclasses.replace(settings, api_delay=0.5))
         for _ in range(3):
             client.fetch_by_ids(["1605.08386"])
         assert proc.wait(TIMEOUT) == 0, proc.stderr.read().decode() if proc.stderr else ""
@@ -376,7 +377,7 @@ def test_another_process_on_the_state_directory_shares_the_budget(settings: Sett
     own = [t for path, q, t in server.requests if q["id_list"] == ["1605.08386"]]
     child = [t for path, q, t in server.requests if q["id_list"] == ["2101.00001"]]
     assert min(own) < max(child)  # the two processes were requesting at the same time
-    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.4 - 0.03
+    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.5 - JITTER
     assert (settings.home / "arxiv_budget").is_file()
 
 

@@ -97,6 +97,15 @@ class Budget:
                 self._file_update(path, slot)
             return slot
 
+    def sent(self, path: Path | None) -> None:
+        """A request goes out now: the next slot counts from now if now is later than the reserved slot (a
+        send delayed by a busy machine must not bring the next request closer)."""
+        now = time.time()
+        with self._lock:
+            self._latest = max(self._latest, now)
+            if path:
+                self._file_update(path, now)
+
     def defer(self, until: float, delay: float, path: Path | None) -> None:
         """The next slot is no earlier than ``until`` (wall clock)."""
         latest = min(until, time.time() + MAX_WAIT) - delay
@@ -340,7 +349,7 @@ class ArxivClient:
                     break
         self._check_stop()
 
-    def _request(self, url: str, params: dict[str, str | int] | None) -> httpx.Response:
+    def _request(self, url: str, params: dict[str, str | int] | None, polite: bool) -> httpx.Response:
         """One GET on a daemon thread, so a stop request need not wait for a silent server (the abandoned
         request ends at its own timeout)."""
         self._check_stop()
@@ -349,6 +358,8 @@ class ArxivClient:
 
         def run() -> None:
             try:
+                if polite:
+                    self._budget.sent(self._budget_file)
                 box["response"] = self._http.get(url, params=params, timeout=self.timeout)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
                 box["error"] = exc
@@ -379,7 +390,7 @@ class ArxivClient:
             problem: str
             retry_after: float | None = None
             try:
-                resp = self._request(url, params)
+                resp = self._request(url, params, polite)
             except httpx.TimeoutException:
                 problem = "timed out"
             except httpx.HTTPError as exc:
