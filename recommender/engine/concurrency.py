@@ -37,17 +37,18 @@ pickle/matrix/ids, committed SQLite rows. Each snapshot remembers the file listi
 it was built from; ``VectorIndex.reload_if_changed()``, ``LexicalIndex.reload_if_changed()`` and
 ``Engine.reload_if_changed()`` compare that with the directory (a ``stat`` per file, cheap) and, if it
 changed, build a new snapshot from disk and swap it in. The bot calls ``Engine.reload_if_changed()`` on a
-background thread after each of its own jobs and periodically, never on the reply path. Compaction (merging
-vector parts) deletes only the parts its snapshot was built from and names the merged file so that parts
-written meanwhile by another process still sort after it (they win for an id written twice); vector writers
-of several processes are serialised by ``flock`` on ``<vectors dir>/write.lock``.
+background thread after each of its own jobs and periodically, never on the reply path. Vector writers of
+several processes are serialised by ``flock`` on ``<vectors dir>/write.lock``: part names are chosen under it
+(strictly increasing, so "a later part wins" holds across processes), and compaction (merging the parts) first
+reads the parts other processes wrote, so the merged file holds everything on disk before the parts go.
 
 ## The one arXiv politeness budget
 arXiv asks for one API request every ``api_delay`` seconds (3 s) from a client, overall. Every request of
 every :class:`recommender.sources.arxiv.ArxivClient` reserves the next free slot from one limiter per API
 host in the process, and from the file ``<home>/arxiv_budget`` (the time of the latest reserved slot,
 updated under ``fcntl.flock``) shared by every process on that state directory: the bot, ``ingest``,
-``fetch``, harvests. The reserved slot is ``max(now, previous slot + api_delay)``; the client then waits for it.
+``fetch``, harvests. The reserved slot is ``max(now, previous slot + api_delay)``; the client waits for it,
+and a send the machine delayed past its slot moves the latest slot to the actual send time.
 A 429 / 503 with ``Retry-After`` pushes the shared slot out too, so no client hammers a throttling arXiv.
 Interactive lookups may use a shorter timeout and fewer retries, never a shorter delay. The RSS feed
 (another host, one request per ingestion) is not paced.
