@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 EQN = "-EQN-"
 TITLE_START, TITLE_END = "-TITLE_START-", "-TITLE_END-"
@@ -141,12 +141,3 @@ def preprocess(
 def corpus_line(title: str, abstract: str, phrases: frozenset[str] | set[str] = frozenset()) -> str:
     """One whitespace-joined line for unsupervised word-vector training (no length cap)."""
     return " ".join(preprocess(title, abstract, None, phrases))
-
-
-def iter_token_lists(
-    pairs: Iterable[tuple[str, str]], max_tokens: int | None = DEFAULT_MAX_TOKENS,
-    phrases: frozenset[str] | set[str] = frozenset(),
-) -> Iterable[list[str]]:
-    """Lazily preprocess many (title, abstract) pairs."""
-    for title, abstract in pairs:
-        yield preprocess(title, abstract, max_tokens, phrases)

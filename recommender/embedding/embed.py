@@ -20,7 +20,7 @@ import threading
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -86,10 +86,6 @@ class Embedder(ABC):
 
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
-
-    def encode_papers(self, papers: Iterable[Paper], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        return self.encode([paper_text(p) for p in papers], batch_size=batch_size, progress=progress)
-
 
 class TorchEmbedder(Embedder):
     """sentence-transformers on CUDA if visible, else the CPU with all cores."""

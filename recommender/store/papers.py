@@ -311,11 +311,6 @@ class PaperQueries:
         row = self.conn.execute("SELECT * FROM feed_fetches ORDER BY rowid DESC LIMIT 1").fetchone()
         return dict(row) if row else None
 
-    def papers_by_author(self, name: str) -> list[str]:
-        return [r[0] for r in self.conn.execute(
-            "SELECT pa.paper_id FROM paper_authors pa JOIN authors a ON a.id = pa.author_id WHERE a.name = ?",
-            (name,))]
-
     def paper_stats(self) -> dict[str, object]:
         c = self.conn
         return {
