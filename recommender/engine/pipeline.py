@@ -4,7 +4,7 @@
 decides where the wait for arXiv happens. ``ingest`` is idempotent: running it twice on the same feed stores
 nothing new the second time. A feed with no items (arXiv's empty channel on days without an announcement) is recorded and reported as
 ``announced=None``. Embedding and classification are passed in as callables so this module does not load
-models itself; :func:`default_steps` builds the real ones.
+models itself; :func:`model_steps` builds the real ones.
 """
 from __future__ import annotations
 
