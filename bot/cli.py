@@ -103,12 +103,14 @@ def cmd_users(args: argparse.Namespace) -> int:
     with open_store(settings_from(args)) as store:
         rows = []
         for u in store.list_users():
+            latest = store.latest_digest(u.id)  # (day, status): a refused digest shows as failed
             rows.append({
                 "id": u.id, "chat_id": u.chat_id, "name": u.name, "timezone": u.timezone, "hour": u.digest_hour,
                 "size": u.digest_size, "min_score": u.min_score, "cross_lists": u.cross_lists,
                 "paused": u.paused, "active": u.active, "categories": u.categories,
                 "likes": len(store.liked_ids(u.id)), "dislikes": len(store.disliked_ids(u.id)),
                 "last_digest": store.last_digest_day(u.id),
+                "latest_digest": {"day": latest[0], "status": latest[1]} if latest else None,
             })
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -116,11 +118,12 @@ def cmd_users(args: argparse.Namespace) -> int:
     if not rows:
         print("no users yet")
         return 0
-    print(f"{'id':>12} {'state':8} {'digest at':24} {'likes':>5} {'last digest':11} categories")
+    print(f"{'id':>12} {'state':8} {'digest at':24} {'likes':>5} {'last digest':11} {'latest digest':22} categories")
     for r in rows:
         state = "blocked" if not r["active"] else "paused" if r["paused"] else "active"
         when = f"{r['hour']:02d}:00 {r['timezone']}"
-        print(f"{r['id']:>12} {state:8} {when:24} {r['likes']:>5} {r['last_digest'] or '-':11} "
+        latest = f"{r['latest_digest']['day']} {r['latest_digest']['status']}" if r["latest_digest"] else "-"
+        print(f"{r['id']:>12} {state:8} {when:24} {r['likes']:>5} {r['last_digest'] or '-':11} {latest:22} "
               f"{' '.join(r['categories']) or '-'}")
     return 0
 

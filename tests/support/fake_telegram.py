@@ -183,6 +183,8 @@ class FakeTelegram:
         self.commands: list[dict] = []
         self.blocked: set[int] = set()
         self.failures: list[dict] = []  # injected: {"method", "status", "times", "retry_after", "delay"}
+        self.answer_delay = 0.0  # seconds between accepting a sendMessage and answering it
+        self.html_refused: set[int] = set()  # chats whose HTML messages are refused (400)
         self.recent: collections.deque[tuple[float, int]] = collections.deque()  # (time, chat) of sends
         self.rate_violations = 0
         self.server: ThreadingHTTPServer | None = None
@@ -340,6 +342,16 @@ class FakeTelegram:
         with self.lock:
             self.failures.append({"method": method, "status": status, "times": times, "retry_after": retry_after,
                                   "delay": delay})
+
+    def slow_answers(self, seconds: float) -> None:
+        """Deliver every sendMessage at once but answer it only ``seconds`` later (a slow Telegram: a client
+        killed in between cannot know its message went out)."""
+        self.answer_delay = seconds
+
+    def refuse_html(self, chat_id: int) -> None:
+        """Refuse every HTML sendMessage to ``chat_id`` with Telegram's "can't parse entities" (400)."""
+        with self.lock:
+            self.html_refused.add(chat_id)
 
     # -- reading what the bot did -----------------------------------------------------------------------
     def messages(self, chat_id: int) -> list[Sent]:
@@ -551,6 +563,9 @@ class FakeTelegram:
         if method in SEND_METHODS:
             chat_id = self._chat(params)
             if method == "sendMessage":
+                if chat_id in self.html_refused and params.get("parse_mode", "").upper() == "HTML":
+                    raise ApiError(400, "Bad Request: can't parse entities: Can't find end of the entity "
+                                        "starting at byte offset 0")
                 raw, plain = self._text_param(params)
                 markup = check_markup(params.get("reply_markup"))
                 self._rate(chat_id)
@@ -558,7 +573,10 @@ class FakeTelegram:
                     s = Sent(next(self.message_ids), chat_id, plain, raw, markup)
                     self.chats[chat_id].append(s)
                     self.by_id[(chat_id, s.message_id)] = s
-                    return self._message_json(s)
+                    answer = self._message_json(s)
+                if self.answer_delay:  # the message is delivered; the answer is slow to come back
+                    time.sleep(self.answer_delay)
+                return answer
             if method == "sendDocument":
                 doc = params.get("document")
                 if not isinstance(doc, tuple):
