@@ -194,7 +194,7 @@ def test_bad_input(tiny_model_dir):
     with pytest.raises(ClassifierError, match="empty"):
         clf.predict("   ", "?! -- ., ;")  # punctuation only: no words
     with pytest.raises(ClassifierError):
-        clf.predict(None, "x")  # type: ignore[arg-type]
+        clf.predict(None, "x")
     huge = clf.predict("Quantum", "galaxy " * 200_000)  # cut to the length cap, still answers
     assert huge.categories
     foreign = clf.predict("Квантовая гравитация", "量子重力の研究")

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_a_scripted_terminal_session(settings: Settings, demo_store: Store) -> None:
     store = demo_store
     latest = store.latest_announcement()
+    assert latest is not None
     pid = store.announced_ids(latest, categories=["cs.LG"])[0]
     out = io.StringIO()
     console = Console(Commands(settings, store, engine_factory=lambda: hash_engine(settings, store),

@@ -43,7 +43,8 @@ def test_vectors_are_unit_float32_and_related_papers_score_higher(onnx_embedder:
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
     sims = vecs @ vecs.T
     clusters = [p["cluster"] for p in papers]
-    same, diff = [], []
+    same: list[float] = []
+    diff: list[float] = []
     for i, j in combinations(range(len(papers)), 2):
         if clusters[i] == "other" or clusters[j] == "other":
             continue

@@ -152,7 +152,7 @@ def test_digest_follows_the_rules(engine: Engine, store: Store, clusters: dict[s
     store.set_feedback(7, qec_old[0], 1)
     recs = engine.digest(7, DAY)
     assert 0 < len(recs) <= 4 and set(_ids(recs)) <= set(day_ids)
-    assert clusters[recs[0].paper.id] == "qec" and all(r.similarity >= 0.3 for r in recs)
+    assert clusters[recs[0].paper.id] == "qec" and all(r.similarity is not None and r.similarity >= 0.3 for r in recs)
     store.record_delivery(7, recs[0].paper.id, DAY)
     store.set_feedback(7, _ids(recs)[1], -1) if len(recs) > 1 else None
     again = engine.digest(7, DAY)
@@ -218,6 +218,7 @@ def test_a_new_version_refreshes_the_vector(engine: Engine, store: Store) -> Non
     pid = store.paper_ids()[0]
     old = engine.index.get([pid])[0].copy()
     paper = store.get_paper(pid)
+    assert paper is not None
     revised = dataclasses.replace(paper, version=paper.version + 1, title="Protein folding with diffusion models",
                                   abstract="We fold proteins with a diffusion model trained on structures.")
     stats = store.upsert_papers([revised])

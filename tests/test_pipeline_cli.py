@@ -48,7 +48,12 @@ def test_ingest_is_idempotent_and_replacements_are_not_new(settings: Settings, s
           for p, _ in items[:3]]
     server.route("/rss/cs.LG+stat.ML", (200, rss_feed(["cs.LG", "stat.ML"], date(2026, 7, 2), v2)))
     refreshed: list[str] = []
-    r3 = ingest(settings, store, ["cs.LG", "stat.ML"], embed=lambda ids: len(refreshed.extend(ids) or ids))
+
+    def embed(ids: list[str]) -> int:
+        refreshed.extend(ids)
+        return len(ids)
+
+    r3 = ingest(settings, store, ["cs.LG", "stat.ML"], embed=embed)
     assert r3.updated == 3 and r3.inserted == 0
     assert sorted(refreshed) == sorted(p.id for p, _ in v2) and r3.embedded == 3
     got = store.get_paper(items[0][0].id)
@@ -59,7 +64,8 @@ def test_ingest_is_idempotent_and_replacements_are_not_new(settings: Settings, s
 def test_ingest_empty_feed_and_errors(settings: Settings, store: Store, server: LocalServer) -> None:
     server.route("/rss/cs.LG", (200, rss_feed(["cs.LG"], None, [])))
     report = ingest(settings, store, ["cs.LG"])
-    assert report.announced is None and store.last_feed_fetch()["announced"] is None
+    last = store.last_feed_fetch()
+    assert report.announced is None and last is not None and last["announced"] is None
     with pytest.raises(UnknownCategory):
         ingest(settings, store, ["cs.LGX"])
 

@@ -68,6 +68,6 @@ def test_phrases_merge_greedily():
 
 def test_bad_input():
     with pytest.raises(TypeError):
-        preprocess(None or 3, "x")  # type: ignore[arg-type]
+        preprocess(None or 3, "x")
     with pytest.raises(ValueError):
         preprocess("t", "a", max_tokens=3)
