@@ -60,9 +60,20 @@ ArxivShutdown` (an in-flight HTTP request is left to its own timeout on a daemon
 call raises it immediately. ``ArxivClient.close()`` does the same for one client.
 
 ## The bot
-TODO(bot runtime engineer): PTB's workers, the reply pool, per-chat queues, the background worker for
-ingestion / warm-up / look-ups / classification, when ``Engine.reload_if_changed()`` runs, and the shutdown
-sequence.
+(``bot.telegram.runtime``.) python-telegram-bot's handlers only put an update in its chat's serial queue and
+return, so PTB's update slots are never held. Each chat's queue (one asyncio task while it has work; backlog
+capped at 20, the excess answered once with a "slow down" note) answers in order, pacing included; different
+chats run in parallel. Commands, button presses and delivery steps run on the *reply pool* (4 daemon threads,
+each with its own SQLite connection: ``Store`` is one connection per thread, WAL, busy timeout): reads of
+snapshots plus small writes (likes, settings). Ingestion (the RSS fetch included), the warm-up and bulk
+embedding / classification run on the *background worker* (one thread); a Reply's ``followup`` (a paper the
+store lacks: "fetching ..." is answered at once, the look-up and the command's outcome follow as a new
+message) runs on the *look-up worker* (one thread), so it never queues behind ingestion. After every
+background or look-up job the bot calls ``Engine.reload_if_changed()``. Jobs only start their work and return.
+Shutdown (SIGINT/SIGTERM): PTB stops polling, then ``request_shutdown()`` makes arXiv calls raise, queued
+chat work and jobs are cancelled, the pools take no more work and running work gets a ~2 s grace; a model
+call still running is abandoned with the process (daemon threads; SQLite and the index files are crash-safe).
+The terminal runs follow-ups right away, in line.
 """
 from __future__ import annotations
 
