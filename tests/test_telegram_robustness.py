@@ -75,6 +75,8 @@ def test_a_press_from_a_group_never_moves_a_users_chat(rt: Runtime, fake: FakeTe
             assert "private chat" in (await fake.answer_of(forged))["text"]
             newcomer = fake.press(stranger, hello, cs, group=True)  # someone who never talked to the bot
             assert "private chat" in (await fake.answer_of(newcomer))["text"]
+            intruder = fake.press(stranger, hello, cs)  # a press claiming to be in Ada's private chat
+            assert "private chat" in (await fake.answer_of(intruder))["text"]
             fake.send_text(uid, "/settings hour 9", chat_type="group")
             [note] = await fake.replies(group, 1)
             assert "private chats only" in note.text

@@ -78,11 +78,17 @@ async def answer(rt: Runtime, bot: Any, chat_id: int, user_id: int, replies: lis
                 chat_id, lambda: answer(rt, bot, chat_id, user_id, later), force=True))
 
 
+def own_chat(update: Update) -> bool:
+    """The update comes from the user's private chat with the bot (whose id is, in Telegram, the user's)."""
+    user, chat = update.effective_user, update.effective_chat
+    return user is not None and chat is not None and chat.type == ChatType.PRIVATE and chat.id == user.id
+
+
 def caller_of(update: Update) -> Caller:
     """The caller of ``update``; only their private chat with the bot may become where they are answered."""
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
-    return Caller(user_id=user.id, chat_id=chat.id, name=user.first_name or "", private=chat.type == ChatType.PRIVATE)
+    return Caller(user_id=user.id, chat_id=chat.id, name=user.first_name or "", private=own_chat(update))
 
 
 @queued
@@ -138,8 +144,7 @@ async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     rt, query = runtime(context), update.callback_query
     assert query is not None
-    chat = update.effective_chat
-    if chat is None or chat.type != ChatType.PRIVATE:  # an inline message, or a (forged) press in a group
+    if not own_chat(update):  # an inline message, or a (forged) press in a group or someone else's chat
         with contextlib.suppress(BadRequest):
             await query.answer(PRIVATE_BUTTONS)
         return
