@@ -1,6 +1,6 @@
 """Storage of arxiv-digest: every SQL statement of the product lives in this package.
 
-:class:`Store` opens (and migrates) one SQLite database in WAL mode through sqlite-utils and exposes typed
+:class:`Store` opens (and migrates) one SQLite database in WAL mode with the standard ``sqlite3`` and exposes typed
 methods grouped by subject: papers (``papers.py``), the taxonomy (``taxonomy.py``), and users, feedback,
 deliveries and predictions (``users.py``). Callers get and give dataclasses, never rows.
 
@@ -19,8 +19,6 @@ import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import sqlite_utils
 
 from recommender.store.bot_state import BotStateQueries
 from recommender.store.papers import PaperQueries, UpsertStats, content_hash
@@ -85,14 +83,6 @@ class Store(PaperQueries, TaxonomyQueries, UserQueries, BotStateQueries):
         if conn is None:
             conn = self._local.conn = self._open()
         return conn
-
-    @property
-    def db(self) -> sqlite_utils.Database:
-        """This thread's connection as a sqlite-utils Database."""
-        db = getattr(self._local, "db", None)
-        if db is None or db.conn is not self.conn:
-            db = self._local.db = sqlite_utils.Database(self.conn)
-        return db
 
     @property
     def _depth(self) -> int:
