@@ -129,7 +129,7 @@ def rank_many(profiles: list[Profile], ids: Sequence[str], vectors: np.ndarray, 
             for x, i in enumerate(short.tolist()):
                 passing = (full[x] >= thr[i]) & np.isfinite(values[i])
                 top_i = np.argsort(-np.where(passing, values[i], -np.inf), kind="stable")[:wide]
-                top[i] = top_i  # type: ignore[index]
+                top[i] = top_i
                 sem[i] = full[x, top_i]
                 ok[i] = passing[top_i]
         for i, jj in enumerate(live.tolist()):

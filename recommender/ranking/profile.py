@@ -219,7 +219,8 @@ def pool_segments(sims: np.ndarray, offsets: np.ndarray, widths: np.ndarray, par
 def pool(sims: np.ndarray, params: ScoringParams, log_weights: np.ndarray | None = None) -> np.ndarray:
     """Pool an (n, m) matrix of cosines to the m positive items of one profile into one score per row."""
     sims = np.ascontiguousarray(np.asarray(sims, np.float32).T)
-    return pool_segments(sims, np.array([0]), np.array([sims.shape[0]]), params, log_weights)[0]
+    pooled: np.ndarray = pool_segments(sims, np.array([0]), np.array([sims.shape[0]]), params, log_weights)[0]
+    return pooled
 
 
 @dataclass
@@ -311,7 +312,7 @@ def shared_likes(blocks: list[Positives | None], cand: np.ndarray, cand_lex: sp.
     mixed = None
     if use_lex and cand_lex is not None:
         base = np.cumsum([0] + [0 if b is None else len(b.labels) for b in blocks])
-        every = sp.vstack([b.lex for b in blocks if b is not None]).tocsr()  # type: ignore[union-attr]
+        every = sp.vstack([b.lex for b in blocks if b is not None]).tocsr()
         rows = every[np.array([base[j] + i for j, i in src])]
         mixed = _mix(emb, _lex_sims(rows, cand_lex, min(2, os.cpu_count() or 1)), params.lexical_weight)
     return Shared(cols, emb, mixed)
@@ -383,7 +384,8 @@ class Block:
     def semantic(self, js: np.ndarray) -> np.ndarray:
         """(len(js), n) embedding-only scores of profiles ``js`` (non-empty) for every candidate."""
         if not self.lexical or not len(js):
-            return self.score[js]
+            same: np.ndarray = self.score[js]
+            return same
         widths = self.widths[js]
         prow = np.concatenate([np.arange(self.offsets[j], self.offsets[j] + self.widths[j]) for j in js])
         offsets = np.r_[0, np.cumsum(widths)[:-1]].astype(np.int64)
