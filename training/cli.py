@@ -52,6 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--authors", type=int, default=800, help="authors sampled (default 800)")
     p.add_argument("--days", type=int, default=8, help="announcement days in the test window (default 8)")
+    p.add_argument("--min-day-papers", type=int, default=200,
+                   help="a window day has at least this many papers (default 200)")
+    p.add_argument("--categories", type=int, default=30, help="categories sampled for the category proxy "
+                                                              "(default 30)")
+    p.add_argument("--background", type=int, default=3000,
+                   help="earlier papers sampled as the SVMs' negatives (default 3000)")
     p.add_argument("--no-svm", action="store_true", help="skip the two SVM baselines (faster)")
     p.add_argument("--abstract-first", action="store_true",
                    help="embed 'abstract title' instead of 'title. abstract' (to measure the order)")
@@ -122,6 +128,7 @@ def cmd_evaluate_recommender(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     cfg = EvalConfig(corpus=Path(args.corpus), seed=args.seed, authors=args.authors, test_days=args.days,
+                     min_day_papers=args.min_day_papers, categories=args.categories, background=args.background,
                      title_first=not args.abstract_first)
     if not cfg.corpus.is_file():
         raise FileNotFoundError(f"{cfg.corpus}: no such corpus file (see ../shared/data)")
