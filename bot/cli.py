@@ -3,7 +3,8 @@
 ``recommender.cli.main`` finds :func:`register` through the ``arxiv_digest.cli`` entry point, so the library never
 imports the bot. ``run`` starts the Telegram bot when ``TELEGRAM_BOT_TOKEN`` is set and the terminal bot
 otherwise; ``deliver`` sends the deliveries that are due (or, with ``--now``, the latest announcement to
-everyone who has not had it) once and exits; ``users`` lists the users and their state.
+everyone who has not had it) once and exits; ``users`` lists the users and their state. In Telegram mode
+(:func:`on_telegram`) the token never reaches any output and the log also goes to ``$ARXIV_DIGEST_HOME/bot.log``.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def on_telegram(settings: Settings, work: Callable[[], int]) -> int:
     from .telegram.redact import protect_token
 
     protect_token(settings.telegram_token)
+    logging.captureWarnings(True)  # library warnings go through logging too, so they are scrubbed and kept
     settings.ensure_home()
     handler = logging.FileHandler(settings.home / "bot.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
