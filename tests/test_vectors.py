@@ -82,3 +82,14 @@ def test_export_and_import_between_indexes(tmp_path: Path) -> None:
     assert np.allclose(dst.get(["p3"]), vecs[3:4]) and "p7" not in dst
     other = VectorIndex(tmp_path / "c", "another-model|8", 8)
     assert other.import_file(tmp_path / "ship.arrow") == 0
+
+
+def test_a_snapshot_taken_by_a_reader_never_changes(tmp_path: Path) -> None:
+    index = VectorIndex(tmp_path, "m|4", 4)
+    index.add(["a", "b"], np.eye(4, dtype=np.float32)[:2])
+    held = index.snapshot()
+    index.add(["a", "c"], np.eye(4, dtype=np.float32)[2:])  # replaces a, adds c
+    assert held.ids == ["a", "b"] and np.allclose(held.get(["a"]), [[1, 0, 0, 0]])
+    assert not held.matrix.flags.writeable
+    assert index.ids == ["a", "b", "c"] and np.allclose(index.get(["a"]), [[0, 0, 1, 0]])
+    assert [i for i, _ in held.search_many(np.eye(4, dtype=np.float32)[:1], k=1)[0]] == ["a"]
