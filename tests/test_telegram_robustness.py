@@ -60,6 +60,9 @@ def test_screening_drops_what_has_no_id_and_refuses_a_non_list() -> None:
     assert list(logged) == [9]
     with pytest.raises(NetworkError):
         screen_updates({"update_id": 1}, logged)
+    with pytest.raises(NetworkError):  # nothing whose id could be confirmed: back off, not a tight loop
+        screen_updates(["junk", {"message": {}}], logged)
+    assert screen_updates([], logged) == []
 
 
 def test_a_press_from_a_group_never_moves_a_users_chat(rt: Runtime, fake: FakeTelegram) -> None:

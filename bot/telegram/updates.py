@@ -31,8 +31,9 @@ DATA_PREVIEW = 300
 def screen_updates(result: Any, logged: OrderedDict[int, None] | None = None) -> list[dict[str, Any]]:
     """``getUpdates``' result with every update PTB cannot parse replaced by ``{"update_id": id}``.
 
-    An update without an integer ``update_id`` is dropped (Telegram never sends one). ``logged`` remembers
-    the ids already reported, so a bad update fetched twice is logged once.
+    An update without an integer ``update_id`` is dropped (Telegram never sends one; a batch of nothing else
+    is raised as a network error, retried with pauses). ``logged`` remembers the ids already reported, so a
+    bad update fetched twice is logged once.
     """
     if not isinstance(result, list):
         raise NetworkError(f"getUpdates answered a {type(result).__name__}, not a list of updates")
@@ -57,6 +58,8 @@ def screen_updates(result: Any, logged: OrderedDict[int, None] | None = None) ->
                 out.append({"update_id": update_id})
             continue
         out.append(raw)
+    if result and not out:  # nothing to confirm, so asking again at once would get the same: back off instead
+        raise NetworkError(f"getUpdates answered {len(result)} updates, none with an update_id")
     return out
 
 
