@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
@@ -64,7 +65,7 @@ def run_tfidf_baselines(records: list[Record], labels: Labels, split: dict, rf_t
     Xva, Xte = vec.transform([texts[i] for i in va]), vec.transform([texts[i] for i in te])
     present = y[tr].sum(0) > 0
     results = []
-    models: list[tuple[str, Callable[[], object], list[int], str]] = [
+    models: list[tuple[str, Callable[[], Any], list[int] | None, str]] = [
         ("multinomial NB (tf-idf)", lambda: OneVsRestClassifier(MultinomialNB(alpha=0.01)), tr, ""),
         ("logistic regression (tf-idf)",
          lambda: OneVsRestClassifier(LogisticRegression(solver="liblinear", C=4.0)), tr, ""),
@@ -84,7 +85,7 @@ def run_tfidf_baselines(records: list[Record], labels: Labels, split: dict, rf_t
             rf = make()
             rf.fit(Xtr[sub], y[[tr[i] for i in sub]][:, sub_present])
 
-            def proba(X, rf=rf, sp=sub_present):
+            def proba(X: Any, rf: Any = rf, sp: Any = sub_present, clf: Any = None) -> np.ndarray:
                 out = np.zeros((X.shape[0], y.shape[1]), dtype=np.float32)
                 cols = np.flatnonzero(sp)
                 for j, p in enumerate(rf.predict_proba(X)):
@@ -94,7 +95,7 @@ def run_tfidf_baselines(records: list[Record], labels: Labels, split: dict, rf_t
             clf = make()
             clf.fit(Xtr, y[tr][:, present])
 
-            def proba(X, clf=clf):
+            def proba(X: Any, rf: Any = None, sp: Any = None, clf: Any = clf) -> np.ndarray:
                 return _ovr_probs(clf, X, y.shape[1], present)
         secs = time.time() - t0
         results.append(_score(name, split["name"], proba(Xva), y[va], proba(Xte), y[te], gi, labels.groups,

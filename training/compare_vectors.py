@@ -13,6 +13,7 @@ import json
 import logging
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -61,7 +62,7 @@ def compare(data: Path, run_dir: Path, n_papers: int, cfg: TrainConfig) -> dict:
             train_fasttext(text, model_path, cfg.ft_dim, cfg.ft_epoch, cfg.ft_min_count, 1)
         model = fasttext.load_model(str(model_path))
 
-        def feats(idx: list[int], ph=ph, model=model) -> np.ndarray:
+        def feats(idx: list[int], ph: frozenset[str] = ph, model: Any = model, key: str = key) -> np.ndarray:
             toks = [preprocess(records[i].title, records[i].abstract, cfg.max_tokens, ph)
                     for i in tqdm(idx, desc=f"features ({key})", leave=False)]
             return mean_vectors(model, toks)
@@ -69,7 +70,7 @@ def compare(data: Path, run_dir: Path, n_papers: int, cfg: TrainConfig) -> dict:
         present = y[sub].sum(0) > 0
         clf = OneVsRestClassifier(LogisticRegression(C=10.0, max_iter=300)).fit(feats(sub), y[sub][:, present])
 
-        def probs(idx: list[int]) -> np.ndarray:
+        def probs(idx: list[int], present: np.ndarray = present, clf: Any = clf) -> np.ndarray:
             out = np.zeros((len(idx), y.shape[1]), dtype=np.float32)
             out[:, present] = clf.predict_proba(feats(idx))
             return out

@@ -30,7 +30,7 @@ class Labels:
     aliases: dict[str, str]
 
     @classmethod
-    def from_taxonomy(cls, path: Path = TAXONOMY_PATH) -> "Labels":
+    def from_taxonomy(cls, path: Path = TAXONOMY_PATH) -> Labels:
         taxonomy = read_taxonomy(path)
         cats = taxonomy.active_canonical()
         group_of = {c.code: c.group or "Other" for c in cats}

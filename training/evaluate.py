@@ -20,7 +20,7 @@ def evaluate_file(path: Path, model_dir: Path | None = None, batch_size: int = 2
     records = load_records(path, labels)
     pos = {c: i for i, c in enumerate(clf.codes)}
     y = np.zeros((len(records), len(clf.codes)), dtype=np.uint8)
-    encoded = []
+    encoded: list[np.ndarray | None] = []
     for n, r in enumerate(records):
         for c in r.labels:
             if c in pos:
@@ -33,7 +33,7 @@ def evaluate_file(path: Path, model_dir: Path | None = None, batch_size: int = 2
     probs = np.zeros((len(keep), len(clf.codes)), dtype=np.float32)
     for s in tqdm(range(0, len(keep), 2048), desc="classifying", unit="chunk"):
         ks = keep[s:s + 2048]
-        probs[s:s + len(ks)] = clf.probabilities([encoded[k] for k in ks], batch_size)
+        probs[s:s + len(ks)] = clf.probabilities([e for k in ks if (e := encoded[k]) is not None], batch_size)
     report = full_report(probs, y[keep], clf.group_index, clf.groups, clf.threshold)
     report["model"] = str(model_dir or "shipped")
     report["skipped_empty"] = len(records) - len(keep)

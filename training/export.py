@@ -34,7 +34,7 @@ def export_model(model: ShaRNN, out_dir: Path, *, vocab: list[str], phrases: lis
     (tmp / "phrases.txt").write_text("\n".join(phrases) + ("\n" if phrases else ""), encoding="utf-8")
     (tmp / "labels.json").write_text(json.dumps(labels.to_dict(), indent=1) + "\n")
     config = {"name": out_dir.name, "net": model.cfg.to_dict(), "max_tokens": max_tokens,
-              "threshold": threshold, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "threshold": threshold, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
               **provenance}
     (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

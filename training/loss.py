@@ -30,6 +30,10 @@ def group_targets(targets: np.ndarray, group_index: np.ndarray, n_groups: int) -
 
 
 class NestedLoss(nn.Module):
+    group_index: torch.Tensor  # buffers, registered in __init__
+    cat_pw: torch.Tensor
+    master_pw: torch.Tensor
+
     def __init__(self, group_index: torch.Tensor, n_groups: int, cat_pos_weight: torch.Tensor,
                  master_pos_weight: torch.Tensor, category_weight: float = 0.9, master_weight: float = 0.1) -> None:
         super().__init__()

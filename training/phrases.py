@@ -6,6 +6,7 @@ score(a, b) = (count(ab) - min_count) * N / (count(a) * count(b)); the ``top_k``
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -27,7 +28,7 @@ def learn_phrases(token_lists: Iterable[list[str]], min_count: int, top_k: int, 
     bi: Counter[tuple[str, str]] = Counter()
     for toks in tqdm(token_lists, total=total, desc="counting bigrams", unit=" papers"):
         uni.update(toks)
-        bi.update(zip(toks, toks[1:]))
+        bi.update(itertools.pairwise(toks))
     n = sum(uni.values())
     scored = []
     for (a, b), c in bi.items():

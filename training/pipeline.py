@@ -13,6 +13,7 @@ import logging
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def evaluate_split(prep: Prepared, cfg: TrainConfig, out: Path, split: str, summ
     val_probs = predict_probs(model, prep.token_ids, s.val, progress=progress, desc="validation")
     thr = tune_threshold(val_probs, prep.targets[s.val])
     test_probs = predict_probs(model, prep.token_ids, s.test, progress=progress, desc="test")
-    result = {
+    result: dict[str, Any] = {
         "model": "SHA-RNN", "split": split, "threshold": thr, "train": summary,
         "prior_correction": cfg.prior_correction,
         "val": full_report(val_probs, prep.targets[s.val], gi, prep.labels.groups, thr),

@@ -21,14 +21,15 @@ import math
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from recommender.config import Settings
-from recommender.embedding.embed import Embedder, load_embedder, paper_text, _slug
+from recommender.embedding.embed import Embedder, _slug, load_embedder, paper_text
 from recommender.embedding.lexical import LexicalIndex
 from recommender.embedding.vectors import VectorIndex
 from recommender.ranking.profile import ScoringParams
@@ -139,7 +140,7 @@ def build_eval_data(cfg: EvalConfig) -> EvalData:
             by_cat_before[p["primary"]].append(pid)
         elif p["announced"] in window_set:
             by_cat_day[(p["primary"], p["announced"])].append(pid)
-    cat_window = defaultdict(int)
+    cat_window: defaultdict[str, int] = defaultdict(int)
     for (c, _), v in by_cat_day.items():
         cat_window[c] += len(v)
     cats = sorted(c for c in cat_window if cat_window[c] >= 20 and len(by_cat_before.get(c, [])) >= 100)
@@ -222,7 +223,7 @@ def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
 Ranker = Callable[[Query, list[str]], np.ndarray]  # (query, candidate ids) -> scores aligned with ids
 
 
-def embedding_ranker(index: VectorIndex, params: "ScoringParams") -> Ranker:
+def embedding_ranker(index: VectorIndex, params: ScoringParams) -> Ranker:
     from recommender.ranking.profile import Profile, score
 
     def rank(q: Query, cands: list[str]) -> np.ndarray:
@@ -240,7 +241,7 @@ def random_ranker(seed: int) -> Ranker:
     return rank
 
 
-def svm_ranker(features: Callable[[list[str]], object], background: list[str], c: float) -> Ranker:
+def svm_ranker(features: Callable[[list[str]], Any], background: list[str], c: float) -> Ranker:
     """A per-query linear SVM: likes against the background sample (arxiv-sanity-lite's recipe)."""
     from sklearn.svm import LinearSVC
 
@@ -262,7 +263,7 @@ def svm_ranker(features: Callable[[list[str]], object], background: list[str], c
     return rank
 
 
-def lexical_index(data: EvalData) -> "LexicalIndex":
+def lexical_index(data: EvalData) -> LexicalIndex:
     """The product's tf-idf index (arxiv-sanity-lite's settings) fitted on every paper the evaluation uses."""
     from recommender.embedding.lexical import LexicalIndex
 
@@ -272,11 +273,11 @@ def lexical_index(data: EvalData) -> "LexicalIndex":
     return lex
 
 
-def tfidf_features(lex: "LexicalIndex") -> Callable[[list[str]], object]:
+def tfidf_features(lex: LexicalIndex) -> Callable[[list[str]], object]:
     return lambda pids: lex.get(pids)
 
 
-def lexical_ranker(index: VectorIndex, lex: "LexicalIndex", params: "ScoringParams") -> Ranker:
+def lexical_ranker(index: VectorIndex, lex: LexicalIndex, params: ScoringParams) -> Ranker:
     """The product's scoring with tf-idf rows: each like's similarity mixes embedding and tf-idf cosines."""
     from recommender.ranking.profile import Profile, score
 
@@ -292,7 +293,8 @@ class RankerResults:
     """What :func:`run_rankers` measured: mean metrics per ranker, proxy and split, and the per-query
     ndcg@k of each (ranker, proxy, split) in query order (for paired comparisons)."""
 
-    means: dict[str, dict[str, dict[str, dict[str, float]]]]
+    means: dict[str, dict[str, dict[str, float | dict[str, float]]]]  # ranker -> proxy -> split -> metrics, and
+    # ranker -> "seconds" -> {"total": seconds}
     per_query: dict[tuple[str, str, str], list[float]]
 
 
@@ -319,13 +321,13 @@ def run_rankers(data: EvalData, rankers: dict[str, Ranker], progress: bool = Tru
             m = metrics_for(ranked, rel, k)
             rows[(name, q.kind, q.split)].append(m)
             per_query[(name, q.kind, q.split)].append(m[f"ndcg@{k}"])
-    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    out: dict[str, dict[str, dict[str, float | dict[str, float]]]] = {}
     for (name, kind, split), r in rows.items():
         m = mean_metrics(r)
         m["queries"] = len(r)
         out.setdefault(name, {}).setdefault(kind, {})[split] = m
     for name in out:
-        out[name]["seconds"] = {"total": round(seconds[name], 2)}  # type: ignore[assignment]
+        out[name]["seconds"] = {"total": round(seconds[name], 2)}
     return RankerResults(out, dict(per_query))
 
 

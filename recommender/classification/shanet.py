@@ -96,6 +96,8 @@ class Boom(nn.Module):
 
 
 class ShaRNN(nn.Module):
+    prior_shift: torch.Tensor  # a buffer (saved with the weights), registered in __init__
+
     def __init__(self, cfg: NetConfig, vectors: torch.Tensor | None = None) -> None:
         super().__init__()
         self.cfg = cfg
