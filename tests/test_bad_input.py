@@ -246,7 +246,7 @@ def test_interests_need_real_words(commands: Commands) -> None:
     user = commands.store.get_user(7)
     assert user is not None and user.interests == "dark matter in dwarf galaxies"
     answer(commands, "/interests Dunkle Materie")
-    assert commands.store.get_user(7).interests == "Dunkle Materie"  # type: ignore[union-attr]
+    assert commands.store.get_user(7).interests == "Dunkle Materie"
 
 
 def test_forged_and_stale_buttons_are_out_of_date_not_crashes(commands: Commands,
@@ -272,18 +272,18 @@ def test_forged_and_stale_buttons_are_out_of_date_not_crashes(commands: Commands
 def test_a_group_chat_never_rebinds_or_reactivates_a_user(commands: Commands) -> None:
     store = commands.store
     answer(commands, "/start", Caller(9, 9, "Ann"))
-    assert store.get_user(9).chat_id == 9  # type: ignore[union-attr]
+    assert store.get_user(9).chat_id == 9
     group = Caller(9, -100123, "Ann", private=False)
     assert commands.press(group, buttons.field_menu(0), [])[0].buttons
     answer(commands, "/help", group)
-    assert store.get_user(9).chat_id == 9  # type: ignore[union-attr]
+    assert store.get_user(9).chat_id == 9
     store.update_user(9, active=0)  # blocked the bot in private
     answer(commands, "/help", group)
-    assert store.get_user(9).active is False  # type: ignore[union-attr]
+    assert store.get_user(9).active is False
     answer(commands, "/help", Caller(9, 9, "Ann"))
-    assert store.get_user(9).active is True  # type: ignore[union-attr]
+    assert store.get_user(9).active is True
     answer(commands, "/help", Caller(10, -100123, "Bob", private=False))  # first contact from a group
-    assert store.get_user(10).chat_id is None  # type: ignore[union-attr]
+    assert store.get_user(10).chat_id is None
 
 
 # -- the terminal ---------------------------------------------------------------------------------------
