@@ -154,7 +154,10 @@ def build_eval_data(cfg: EvalConfig) -> EvalData:
     # mixed interests: an author's likes plus those of another sampled author from another archive group;
     # relevant stays the first author's papers (does a second interest drown the first?)
     authors_q = [q for q in queries if q.kind == "author"]
-    group = lambda q: (papers[q.likes[-1]]["primary"] or "").split(".")[0]  # noqa: E731
+
+    def group(q: Query) -> str:
+        return str(papers[q.likes[-1]]["primary"] or "").split(".")[0]
+
     for i, q in enumerate(authors_q):
         other = next((authors_q[(i + j * 7) % len(authors_q)] for j in range(1, len(authors_q))
                       if group(authors_q[(i + j * 7) % len(authors_q)]) != group(q)
