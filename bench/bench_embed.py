@@ -2,8 +2,8 @@
 
 Same real abstracts (the shipped demo sample), one run: the naive loop (one ``encode`` call per abstract, as the
 original prototype did), batched torch (sentence-transformers), ONNX fp32 and ONNX int8 (per-channel dynamic
-quantisation) as exported by ``recommender.embedding.embed``. To be fair on a shared CPU the methods take turns on the same
-chunks of texts, so a burst of load elsewhere hits all of them alike. Agreement: mean and minimum cosine to the
+quantisation) as exported by ``recommender.embedding.embed``. To be fair on a shared CPU the methods take turns on
+the same chunks of texts, so a burst of load elsewhere hits all of them alike. Agreement: mean and minimum cosine to the
 batched torch vectors, and the overlap of each text's 10 nearest neighbours among the benchmark texts.
 Writes bench/results/bench_embed.json.
 """
@@ -22,8 +22,8 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from recommender.config import load_settings
-from recommender.paths import DEMO_CORPUS  # noqa: E402
 from recommender.embedding.embed import load_embedder, paper_text  # noqa: E402
+from recommender.paths import DEMO_CORPUS  # noqa: E402
 from recommender.sources.importer import iter_file  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "bench_embed.json"
@@ -34,7 +34,7 @@ def topk_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
     np.fill_diagonal(sa, -9)
     np.fill_diagonal(sb, -9)
     ta, tb = np.argsort(-sa, 1)[:, :k], np.argsort(-sb, 1)[:, :k]
-    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(ta, tb)]))
+    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(ta, tb, strict=True)]))
 
 
 def main() -> int:

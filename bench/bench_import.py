@@ -43,7 +43,7 @@ class MemorySampler:
             self.samples.append(rss_mb())
             time.sleep(0.05)
 
-    def __enter__(self) -> "MemorySampler":
+    def __enter__(self) -> MemorySampler:
         self._t.start()
         return self
 
@@ -53,7 +53,7 @@ class MemorySampler:
 
 
 def make_snapshot(path: Path, lines: int, sample: Path) -> None:
-    base = [json.loads(l) for l in sample.read_text().splitlines()]
+    base = [json.loads(line) for line in sample.read_text().splitlines()]
     with open(path, "w") as f:
         for i in range(lines):
             rec = dict(base[i % len(base)])

@@ -10,8 +10,8 @@ surrogate pair, and re-opening styles in the next piece.
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 STYLES = ("", "b", "i", "code", "a")
 
@@ -30,33 +30,33 @@ class Rich:
         self.spans: list[Span] = list(spans)
 
     # -- building ---------------------------------------------------------------------------------------
-    def add(self, text: str, style: str = "", url: str = "") -> "Rich":
+    def add(self, text: str, style: str = "", url: str = "") -> Rich:
         if text:
             self.spans.append(Span(str(text), style, url))
         return self
 
-    def text(self, text: str) -> "Rich":
+    def text(self, text: str) -> Rich:
         return self.add(text)
 
-    def b(self, text: str) -> "Rich":
+    def b(self, text: str) -> Rich:
         return self.add(text, "b")
 
-    def i(self, text: str) -> "Rich":
+    def i(self, text: str) -> Rich:
         return self.add(text, "i")
 
-    def code(self, text: str) -> "Rich":
+    def code(self, text: str) -> Rich:
         return self.add(text, "code")
 
-    def link(self, text: str, url: str) -> "Rich":
+    def link(self, text: str, url: str) -> Rich:
         return self.add(text, "a", url)
 
-    def nl(self, n: int = 1) -> "Rich":
+    def nl(self, n: int = 1) -> Rich:
         return self.add("\n" * n)
 
-    def line(self, text: str = "", style: str = "") -> "Rich":
+    def line(self, text: str = "", style: str = "") -> Rich:
         return self.add(text, style).nl()
 
-    def extend(self, other: "Rich") -> "Rich":
+    def extend(self, other: Rich) -> Rich:
         self.spans.extend(other.spans)
         return self
 
