@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from recommender.config import Settings
 from recommender.store import Store
@@ -36,9 +36,20 @@ BUTTONS_NEEDING_MODELS = {codes.LIKE, codes.DISLIKE, codes.SIMILAR, codes.CLASSI
 MAX_BUTTON_NUMBER = 999  # a line of only digits up to this is a button press when buttons are shown
 
 
+class WarmupState(Protocol):
+    """What the console reads of a warm-up (:class:`Warmup`): whether the models are ready, and whether this
+    is the first embedding of the demo papers (the wait is then minutes, not seconds)."""
+
+    @property
+    def ready(self) -> threading.Event: ...
+
+    @property
+    def first_embedding(self) -> bool: ...
+
+
 class Console:
     def __init__(self, commands: Commands, out: IO[str] | None = None, caller: Caller = LOCAL_USER,
-                 echo: bool = False, warmup: Warmup | None = None) -> None:
+                 echo: bool = False, warmup: WarmupState | None = None) -> None:
         self.commands = commands
         self.warmup = warmup
         self.out = out or sys.stdout

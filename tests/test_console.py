@@ -67,7 +67,7 @@ def test_first_start_answers_while_the_models_warm_up(settings: Settings, demo_s
     release = warmup.ready
     out = io.StringIO()
     console = Console(Commands(settings, store, engine_factory=lambda: hash_engine(settings, store),
-                               classifier_factory=KeywordClassifier), out=out, echo=True, warmup=warmup)  # type: ignore[arg-type]
+                               classifier_factory=KeywordClassifier), out=out, echo=True, warmup=warmup)
     t0 = time.monotonic()
     console.run(io.StringIO("/start\n/help\n/follow cs.LG\n"))
     assert time.monotonic() - t0 < 5 and "preparing" not in out.getvalue()
