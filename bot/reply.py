@@ -52,8 +52,9 @@ class Reply:
     followup: Callable[[], list[Reply]] | None = None  # slow rest of the command, run off the reply path
 
     @classmethod
-    def plain(cls, text: str, **kw: object) -> Reply:
-        return cls(Rich().text(text), **kw)  # type: ignore[arg-type]
+    def plain(cls, text: str, *, toast: str = "", edit: bool = False,
+              followup: Callable[[], list[Reply]] | None = None) -> Reply:
+        return cls(Rich().text(text), toast=toast, edit=edit, followup=followup)
 
 
 def keyboard_equal(a: list[list[Button]], b: list[list[Button]]) -> bool:
