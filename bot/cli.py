@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from recommender.cli.common import open_store, settings_from
 from recommender.config import Settings
@@ -103,7 +104,7 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 
 def cmd_users(args: argparse.Namespace) -> int:
     with open_store(settings_from(args)) as store:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for u in store.list_users():
             latest = store.latest_digest(u.id)  # (day, status): a refused digest shows as failed
             rows.append({
@@ -124,13 +125,13 @@ def cmd_users(args: argparse.Namespace) -> int:
     for r in rows:
         state = "blocked" if not r["active"] else "paused" if r["paused"] else "active"
         when = f"{r['hour']:02d}:00 {r['timezone']}"
-        latest = f"{r['latest_digest']['day']} {r['latest_digest']['status']}" if r["latest_digest"] else "-"
-        print(f"{r['id']:>12} {state:8} {when:24} {r['likes']:>5} {r['last_digest'] or '-':11} {latest:22} "
+        shown = f"{r['latest_digest']['day']} {r['latest_digest']['status']}" if r["latest_digest"] else "-"
+        print(f"{r['id']:>12} {state:8} {when:24} {r['likes']:>5} {r['last_digest'] or '-':11} {shown:22} "
               f"{' '.join(r['categories']) or '-'}")
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("run", help="run the bot: on Telegram if TELEGRAM_BOT_TOKEN is set, else in this "
                                           "terminal over the bundled demo papers")
     p.set_defaults(func=cmd_run)
