@@ -19,7 +19,7 @@ from training.config import DEFAULT_RUN_DIR, TrainConfig
 log = logging.getLogger(__name__)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t = subparsers.add_parser("train", help="train the category classifier end to end (resumable)",
                               description="Corpus -> splits -> phrases -> fastText -> SHA-RNN -> evaluation -> "
                                           "model files. Rerun the same command to resume an interrupted run.")
