@@ -2,21 +2,23 @@
 
 :func:`fetch_feed` fetches the listing (network only) and :func:`ingest` stores a fetched feed, so the caller
 decides where the wait for arXiv happens. ``ingest`` is idempotent: running it twice on the same feed stores
-nothing new the second time. A feed with no items (arXiv's empty channel on days without an announcement) is recorded and reported as
-``announced=None``. Embedding and classification are passed in as callables so this module does not load
-models itself; :func:`model_steps` builds the real ones.
+nothing new the second time. A feed with no items (arXiv's empty channel on days without an announcement) is
+recorded and reported as ``announced=None``. Embedding and classification are passed in as callables so this
+module does not load models itself; :func:`model_steps` builds the real ones.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from recommender.sources.arxiv import ArxivClient
 from recommender.config import Settings
-from recommender.sources.importer import import_file
+from recommender.interfaces import CategoryClassifier, RecommenderEngine
 from recommender.models import FeedResult, Paper
+from recommender.sources.arxiv import ArxivClient
+from recommender.sources.importer import import_file
 from recommender.store import Store
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,7 @@ def ingest(settings: Settings, store: Store, feed: FeedResult, categories: Seque
     return report
 
 
-def lookup_papers(store: Store, ids: Sequence[str], client: Callable[[], Any]) -> dict[str, Paper]:
+def lookup_papers(store: Store, ids: Sequence[str], client: Callable[[], ArxivClient]) -> dict[str, Paper]:
     """Stored papers by (canonical) id; those the store lacks are fetched from the arXiv API through
     ``client()`` (called only then) and stored first. Ids arXiv does not know are absent from the result;
     arXiv errors propagate."""
@@ -123,17 +125,16 @@ def lookup_papers(store: Store, ids: Sequence[str], client: Callable[[], Any]) -
     return found
 
 
-def model_name(classifier: Any) -> str:
+def model_name(classifier: CategoryClassifier) -> str:
     """The name stored with a classifier's predictions (its model directory's name, e.g. ``sharnn-v2``)."""
-    return str(getattr(classifier, "meta", {}).get("name", "classifier"))
+    return str(classifier.meta.get("name", "classifier"))
 
 
-def classify_papers(store: Store, classifier: Any, ids: Sequence[str] | None = None, model: str = "",
-                    batch_size: int = 256) -> int:
+def classify_papers(store: Store, classifier: CategoryClassifier, ids: Sequence[str] | None = None,
+                    model: str = "", batch_size: int = 256) -> int:
     """Predict and store the categories of ``ids`` (default: every paper without this model's predictions).
 
-    ``classifier`` is a :class:`recommender.classification.classify.Classifier` (anything with ``predict_batch``); papers
-    with neither title nor abstract are skipped. Returns how many papers got predictions."""
+    Papers with neither title nor abstract are skipped. Returns how many papers got predictions."""
     model = model or model_name(classifier)
     todo = list(ids) if ids is not None else store.unpredicted_ids(model=model)
     done = 0
@@ -142,14 +143,15 @@ def classify_papers(store: Store, classifier: Any, ids: Sequence[str] | None = N
         if not papers:
             continue
         preds = classifier.predict_batch([(p.title, p.abstract) for p in papers], batch_size=batch_size)
-        done += store.save_predictions(((p.id, pred.categories) for p, pred in zip(papers, preds)), model)
+        done += store.save_predictions(((p.id, pred.categories) for p, pred in zip(papers, preds, strict=True)), model)
     return done
 
 
-def model_steps(store: Store, engine: Any | None, get_classifier: Callable[[], Any]) -> dict[str, Callable[..., int]]:
+def model_steps(store: Store, engine: RecommenderEngine | None, get_classifier: Callable[[], CategoryClassifier]
+                ) -> dict[str, Callable[[list[str]], int]]:
     """The ``embed`` and ``classify`` steps of :func:`ingest` for a recommender engine (None: no embedding) and
     a classifier loaded on first use (only when a listing actually has papers)."""
-    steps: dict[str, Callable[..., int]] = {
+    steps: dict[str, Callable[[list[str]], int]] = {
         "classify": lambda ids: classify_papers(store, get_classifier(), ids)}
     if engine is not None:
         steps["embed"] = lambda changed: engine.refresh(changed) + engine.embed_missing(progress=False)
