@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.getbasetemp() / "reco-model-home"
 
 
-def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> object:
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    """The parsed JSON a command printed with ``--json`` (any JSON value)."""
     capsys.readouterr()
     assert main([*argv, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
@@ -68,7 +70,7 @@ def test_similar_by_id_and_by_text(home: Path, clusters: dict[str, str],
     scores = [r["score"] for r in by_id]
     assert scores == sorted(scores, reverse=True)
     by_text = run_json(capsys, "--home", str(home), "similar", "galaxy", "formation", "and", "dust", "-n", "3")
-    assert [clusters[r["id"]] for r in by_text] == ["galaxy"] * 3  # type: ignore[index]
+    assert [clusters[r["id"]] for r in by_text] == ["galaxy"] * 3
     # the readable form: one numbered line per paper and its reason
     capsys.readouterr()
     assert main(["--home", str(home), "similar", f"https://arxiv.org/abs/{QEC}v2", "-n", "2"]) == 0
@@ -87,17 +89,17 @@ def test_recommend_from_likes_interests_and_candidates(home: Path, tmp_path: Pat
     assert [clusters[r["id"]] for r in recs[:4]] == ["galaxy"] * 4
     by_interest = run_json(capsys, "--home", str(home), "recommend", "--interest",
                            "quantum error correction codes and decoders", "-n", "3")
-    assert [clusters[r["id"]] for r in by_interest] == ["qec"] * 3  # type: ignore[index]
+    assert [clusters[r["id"]] for r in by_interest] == ["qec"] * 3
     # candidates from a file (comments skipped): only those are ranked
     wanted = [i for i, c in clusters.items() if c in ("protein", "galaxy") and i not in GALAXY]
     (tmp_path / "candidates.txt").write_text("# today's papers\n" + "\n".join(wanted) + "\n")
     ranked = run_json(capsys, "--home", str(home), "recommend", "--like", *GALAXY, "--candidates",
                       str(tmp_path / "candidates.txt"), "-n", "20")
-    assert {r["id"] for r in ranked} <= set(wanted)  # type: ignore[index]
-    assert [clusters[r["id"]] for r in ranked[:5]] == ["galaxy"] * 5  # type: ignore[index]
+    assert {r["id"] for r in ranked} <= set(wanted)
+    assert [clusters[r["id"]] for r in ranked[:5]] == ["galaxy"] * 5
     # the papers announced on one day of the store
     day = run_json(capsys, "--home", str(home), "recommend", "--like", GALAXY[0], "--day", "2025-04-18")
-    assert {r["id"] for r in day} == {"2504.12378", "2504.12394"}  # type: ignore[index]
+    assert {r["id"] for r in day} == {"2504.12378", "2504.12394"}
 
 
 @pytest.mark.parametrize("argv,message", [
