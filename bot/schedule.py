@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from recommender.store import Store, User
 
 log = logging.getLogger(__name__)
-
-UTC = timezone.utc
 
 
 @dataclass(frozen=True)
@@ -75,12 +73,12 @@ def due(users: list[User], now: datetime, latest: str | None, first_seen: dateti
         last = last_days.get(u.id)
         fresh = latest is not None and (last is None or latest > last)
         if force:
-            if fresh:
-                out.append(Due(u, "digest", latest, last))  # type: ignore[arg-type]
+            if fresh and latest is not None:
+                out.append(Due(u, "digest", latest, last))
             continue
         mark = last_mark(now, u.timezone, u.digest_hour)
-        if fresh and (first_seen is None or first_seen <= mark):
-            out.append(Due(u, "digest", latest, last))  # type: ignore[arg-type]
+        if fresh and latest is not None and (first_seen is None or first_seen <= mark):
+            out.append(Due(u, "digest", latest, last))
             continue
         local_day = mark.date().isoformat()
         previous = last_mark(mark.astimezone(UTC) - timedelta(seconds=1), u.timezone, u.digest_hour)
