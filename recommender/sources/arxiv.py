@@ -370,8 +370,9 @@ class ArxivClient:
         while not done.wait(_POLL):
             self._check_stop()
         self._check_stop()
-        if "error" in box:
-            raise box["error"]  # type: ignore[misc]
+        error = box.get("error")
+        if isinstance(error, BaseException):
+            raise error
         response = box["response"]
         assert isinstance(response, httpx.Response)
         return response

@@ -75,7 +75,7 @@ class Store(PaperQueries, TaxonomyQueries, UserQueries, BotStateQueries):
         return conn
 
     @property
-    def conn(self) -> sqlite3.Connection:  # type: ignore[override]  # the mixins declare a plain attribute
+    def conn(self) -> sqlite3.Connection:
         """This thread's connection (opened on first use)."""
         if self._shared is not None:
             return self._shared
@@ -121,7 +121,7 @@ class Store(PaperQueries, TaxonomyQueries, UserQueries, BotStateQueries):
 
     @property
     def schema_version(self) -> int:
-        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     def stats(self) -> dict[str, object]:
         out = self.paper_stats()

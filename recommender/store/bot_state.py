@@ -18,10 +18,11 @@ DONE = ("sent", "empty", "skipped", "failed")  # failed: Telegram refused it (40
 class BotStateQueries:
     """Mixin of :class:`recommender.store.Store` for the bot's delivery bookkeeping."""
 
-    conn: sqlite3.Connection
+    if TYPE_CHECKING:  # provided by Store
+        @property
+        def conn(self) -> sqlite3.Connection: ...
 
-    if TYPE_CHECKING:
-        def transaction(self) -> AbstractContextManager[None]: ...  # provided by Store
+        def transaction(self) -> AbstractContextManager[None]: ...
 
     def announcement_first_seen(self, day: str) -> str | None:
         """When a feed fetch first saw the announcement of ``day`` (ISO UTC), None if never fetched."""

@@ -64,10 +64,11 @@ def _chunks(items: Sequence[str], size: int = 900) -> Iterator[Sequence[str]]:
 class PaperQueries:
     """Mixin of :class:`recommender.store.Store` holding the paper SQL. Expects ``self.conn``."""
 
-    conn: sqlite3.Connection
+    if TYPE_CHECKING:  # provided by Store
+        @property
+        def conn(self) -> sqlite3.Connection: ...
 
-    if TYPE_CHECKING:
-        def transaction(self) -> AbstractContextManager[None]: ...  # provided by Store
+        def transaction(self) -> AbstractContextManager[None]: ...
 
     # -- writes -----------------------------------------------------------------------------------------
     def upsert_papers(self, papers: Iterable[Paper], batch_size: int = 5000) -> UpsertStats:

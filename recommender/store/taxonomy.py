@@ -22,10 +22,11 @@ class UnknownCategory(ValueError):
 class TaxonomyQueries:
     """Mixin of :class:`recommender.store.Store` for the ``taxonomy`` table. Expects ``self.conn``."""
 
-    conn: sqlite3.Connection
+    if TYPE_CHECKING:  # provided by Store
+        @property
+        def conn(self) -> sqlite3.Connection: ...
 
-    if TYPE_CHECKING:
-        def transaction(self) -> AbstractContextManager[None]: ...  # provided by Store
+        def transaction(self) -> AbstractContextManager[None]: ...
 
     def load_taxonomy(self, path: Path) -> int:
         """(Re)load the taxonomy from arXiv's taxonomy JSON; returns the number of codes."""

@@ -44,10 +44,11 @@ class User:
 class UserQueries:
     """Mixin of :class:`recommender.store.Store` for users, feedback, deliveries, predictions, meta."""
 
-    conn: sqlite3.Connection
+    if TYPE_CHECKING:  # provided by Store
+        @property
+        def conn(self) -> sqlite3.Connection: ...
 
-    if TYPE_CHECKING:
-        def transaction(self) -> AbstractContextManager[None]: ...  # provided by Store
+        def transaction(self) -> AbstractContextManager[None]: ...
 
     # -- users ------------------------------------------------------------------------------------------
     def get_user(self, user_id: int) -> User | None:
