@@ -90,14 +90,17 @@ def rank_many(profiles: list[Profile], ids: Sequence[str], vectors: np.ndarray, 
     params = params or ScoringParams()
     ids = list(ids)
     out: list[list[Ranked]] = [[] for _ in profiles]
-    sizes = list(n) if isinstance(n, (list, tuple)) else [int(n)] * len(profiles)  # type: ignore[arg-type]
+    sizes = list(n) if isinstance(n, Sequence) else [int(n)] * len(profiles)
     if not profiles or not ids or max(sizes, default=0) <= 0:
         return out
     cand = np.asarray(vectors, dtype=np.float32)
     thresholds = list(min_score) if isinstance(min_score, (list, tuple)) else [min_score] * len(profiles)
-    blocks = [p.condensed(params.max_positives) if sizes[j] > 0 and (allowed is None or allowed[j] is None or
-                                                                    len(allowed[j])) else None  # type: ignore[arg-type]
-              for j, p in enumerate(profiles)]
+
+    def wanted(j: int) -> bool:  # a profile with room in its digest and candidates of its own
+        rows = None if allowed is None else allowed[j]
+        return sizes[j] > 0 and (rows is None or len(rows) > 0)
+
+    blocks = [p.condensed(params.max_positives) if wanted(j) else None for j, p in enumerate(profiles)]
     shared = shared_likes(blocks, cand, lexical, params)
     k = min(max(sizes), len(ids))
     wide = min(len(ids), WIDEN * k)

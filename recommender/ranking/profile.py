@@ -292,6 +292,7 @@ def shared_likes(blocks: list[Positives | None], cand: np.ndarray, cand_lex: sp.
         else None
     first: dict[str, tuple[int, float, float]] = {}  # id -> (row, fingerprint, tf-idf fingerprint)
     src: list[tuple[int, int]] = []  # (block, position) of each distinct row
+    src_vecs: list[np.ndarray] = []  # its vector
     cols: list[np.ndarray | None] = []
     for j, b in enumerate(blocks):
         if b is None:
@@ -308,12 +309,13 @@ def shared_likes(blocks: list[Positives | None], cand: np.ndarray, cand_lex: sp.
                 first[label] = (len(src), fp[i], fpl[i])
                 c[i] = len(src)
                 src.append((j, i))
+                src_vecs.append(b.vecs[i])
             elif known[1] == fp[i] and known[2] == fpl[i]:
                 c[i] = known[0]
         cols.append(c)
     if len(cand) * len(src) * 4 * (2 if use_lex else 1) > SHARED_BUDGET_BYTES:
         return None
-    emb = np.stack([blocks[j].vecs[i] for j, i in src]).astype(np.float32) @ cand.T  # type: ignore[union-attr]
+    emb = np.stack(src_vecs).astype(np.float32) @ cand.T
     mixed = None
     if use_lex and cand_lex is not None:
         base = np.cumsum([0] + [0 if b is None else len(b.labels) for b in blocks])
@@ -429,8 +431,9 @@ def score_block(profiles: list[Profile], blocks: list[Positives | None], cand: n
                      np.zeros(total, np.float32), False, None, None, np.zeros((total, n), np.float32),
                      np.arange(total), np.full(total, -1), None)
     w = params.lexical_weight if params.method != "mean" and cand_lex is not None else 0.0
-    lex_set = [j for j in live if w > 0 and blocks[j].lex is not None]  # type: ignore[union-attr]
-    live_blocks = [blocks[j] for j in live]
+    live_blocks = [b for b in blocks if b is not None]  # in the order of live
+    lex_of = {j: b.lex for j, b in zip(live, live_blocks, strict=True) if w > 0 and b.lex is not None}
+    lex_set = list(lex_of)
     lex_row = np.zeros(total, bool)
     for j in lex_set:
         lex_row[offsets[j]:offsets[j] + widths[j]] = True
@@ -443,7 +446,7 @@ def score_block(profiles: list[Profile], blocks: list[Positives | None], cand: n
     own = np.flatnonzero(shared_row < 0)
     own_row = np.full(total, -1, np.int64)
     own_row[own] = np.arange(len(own))
-    allvecs = np.concatenate([b.vecs for b in live_blocks])  # type: ignore[union-attr]
+    allvecs = np.concatenate([b.vecs for b in live_blocks])
     own_emb = (allvecs if len(own) == total else allvecs[own]) @ cand.T if len(own) else \
         np.zeros((0, n), np.float32)
     own_emb = np.asarray(own_emb, np.float32)
@@ -451,7 +454,7 @@ def score_block(profiles: list[Profile], blocks: list[Positives | None], cand: n
     lexsims = None
     if len(own_lex):
         assert cand_lex is not None
-        rows = sp.vstack([blocks[j].lex for j in lex_set]).tocsr()  # type: ignore[union-attr]
+        rows = sp.vstack([lex_of[j] for j in lex_set]).tocsr()
         at = np.concatenate([np.arange(offsets[j], offsets[j] + widths[j]) for j in lex_set])
         pick = np.searchsorted(at, own_lex)
         lexsims = _lex_sims(rows if len(pick) == rows.shape[0] else rows[pick], cand_lex)
@@ -474,13 +477,14 @@ def score_block(profiles: list[Profile], blocks: list[Positives | None], cand: n
         if lexsims is not None:
             sims[own_lex] = _mix(own_emb[own_row[own_lex]], lexsims, w)
     live_off, live_w = offsets[live], widths[live]
-    logw = np.concatenate([b.logw for b in live_blocks]).astype(np.float32)  # type: ignore[union-attr]
+    logw = np.concatenate([b.logw for b in live_blocks]).astype(np.float32)
     cent = None
     if params.method in ("mean", "hybrid"):
         cent = np.zeros((len(blocks), n), np.float32)
         cent[live] = np.stack([centroid(profiles[j]) for j in live]) @ cand.T
     if params.method == "mean":
-        ranking = cent[live]  # type: ignore[index]
+        assert cent is not None
+        ranking = cent[live]
         cent = None
     else:
         ranking = pool_segments(sims, live_off, live_w, params, logw)
@@ -540,7 +544,8 @@ def chunks(blocks: list[Positives | None], max_columns: int) -> list[tuple[int, 
     while start < len(blocks):
         stop, cols = start, 0
         while stop < len(blocks):
-            width = 0 if blocks[stop] is None else len(blocks[stop].vecs)  # type: ignore[union-attr]
+            b = blocks[stop]
+            width = 0 if b is None else len(b.vecs)
             if stop > start and cols + width > max_columns:
                 break
             cols += width
