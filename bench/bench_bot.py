@@ -10,6 +10,13 @@
    against Telegram's 30/s limit, and how many 429s the fake server had to answer (it runs in a separate
    process here, so its sliding one-second window is not skewed by the bot's own CPU use).
 
+3. ``--during-ingest``: the real bot (real engine, real classifier, the demo papers) answers 50 users'
+   /help, /similar, /classify, /like and /digest while its own ingestion job, started through the runtime,
+   stores, embeds and classifies ``--ingest-papers`` (default 1,200) new real papers served by a local RSS
+   server; only commands sent while ingestion runs are counted. Writes
+   ``bench/results/bot_during_ingest.json``: ``{"ingest_papers", "ingest_seconds", "commands": {name: {"n",
+   "p50_ms", "p95_ms"}}}``.
+
 Uses the real engine and classifier when they are installed, else the lexical stand-ins of the tests (the
 figures say which). Prints the figures and writes ``bench/results/bot.json``. Usage:
 ``python bench/bench_bot.py [--users 50] [--rounds 4] [--delivery-users 10000] [--out FILE]``
@@ -27,7 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +180,137 @@ async def delivery(rt: Runtime, n: int) -> dict:
             "fake_server": "separate process"}
 
 
+CORPUS = ROOT.parent / "shared" / "data" / "arxiv_corpus.jsonl.gz"
+INGEST_DAY = date(2026, 7, 1)  # the day after the demo's latest announcement
+
+
+def fresh_listing(store: Store, n: int) -> list[Any]:
+    """``n`` real papers the store lacks (from the shared corpus, else the demo sample with fresh ids), as
+    (paper, "new") items of a day's RSS listing."""
+    from recommender.sources.importer import iter_file
+    out: list[Any] = []
+    if CORPUS.is_file():
+        for p in iter_file(CORPUS):
+            if not store.has_paper(p.id):
+                out.append((dataclasses.replace(p, announced=None, announce_type=None), "new"))
+                if len(out) == n:
+                    return out
+    for k, p in enumerate(iter_file(ROOT / "data" / "demo_papers.jsonl.gz")):  # fresh ids: 2607.1xxxx
+        out.append((dataclasses.replace(p, id=f"2607.{10000 + k:05d}", announced=None, announce_type=None), "new"))
+        if len(out) == n:
+            break
+    return out
+
+
+async def during_ingest(rt: Runtime, fake: FakeTelegram, users: int, ids: list[str],
+                        think: tuple[float, float]) -> dict:
+    """``users`` users send /help, /similar, /classify, /like and /digest while the bot's own ingestion job
+    (started through the runtime, as the JobQueue does) stores, embeds and classifies the day's listing.
+    Only commands sent while ingestion runs are counted."""
+    scripts = ["/help", "/similar {id}", "/classify {id}", "/like {id}", "/digest"]
+    e2e: dict[str, list[float]] = {name: [] for name in scripts_names(scripts)}
+    done = asyncio.Event()
+    # one watcher checks every user's chat every 10 ms (50 users polling on their own would wake the bot's
+    # event loop thousands of times a second and measure the harness, not the bot)
+    waiting: dict[int, tuple[int, asyncio.Future[float]]] = {}
+
+    async def watch() -> None:
+        while True:
+            with fake.lock:
+                arrived = [uid for uid, (n, _) in waiting.items() if len(fake.chats.get(uid, [])) > n]
+            now = time.perf_counter()
+            for uid in arrived:
+                waiting.pop(uid)[1].set_result(now)
+            await asyncio.sleep(0.01)
+
+    async def user(uid: int) -> None:
+        rng = random.Random(uid)
+        await asyncio.sleep(rng.uniform(0, think[1]))
+        while not done.is_set():
+            text = rng.choice(scripts).format(id=rng.choice(ids))
+            arrival: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+            waiting[uid] = (len(fake.messages(uid)), arrival)
+            t0 = time.perf_counter()
+            fake.send_text(uid, text)
+            t1 = await asyncio.wait_for(arrival, 120)
+            if not done.is_set():
+                e2e[text.split()[0]].append(t1 - t0)
+            await asyncio.sleep(rng.uniform(*think))
+
+    async with running(rt):
+        t0 = time.perf_counter()
+        ingestion = asyncio.ensure_future(rt.ingest())
+        ingestion.add_done_callback(lambda _: done.set())
+        watcher = asyncio.ensure_future(watch())
+        crowd = asyncio.gather(*(user(700_000 + k) for k in range(users)))
+        report = await ingestion
+        seconds = time.perf_counter() - t0
+        print(f"ingestion done in {seconds:.1f} s; waiting for the users' last replies")
+        await crowd
+        watcher.cancel()
+    if report.errors:
+        print(f"ingestion errors: {report.errors}")
+    return {"ingest_papers": report.inserted, "ingest_seconds": round(seconds, 1),
+            "commands": {name: {"n": len(v), "p50_ms": round(pct(v, .5) * 1000, 1),
+                                "p95_ms": round(pct(v, .95) * 1000, 1)} for name, v in e2e.items()}}
+
+
+def scripts_names(scripts: list[str]) -> list[str]:
+    return list(dict.fromkeys(t.split()[0] for t in scripts))
+
+
+def main_during_ingest(args: argparse.Namespace) -> int:
+    """``--during-ingest``: reply latency while the bot ingests ``--ingest-papers`` new papers."""
+    from tests.support.arxiv_xml import rss_feed
+    from tests.support.local_server import LocalServer
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-bot-ingest-"))
+    feeds = LocalServer()
+    try:
+        with FakeTelegram() as fake:
+            settings = bot_settings(tmp, fake.base_url, rss_url=f"{feeds.url}/rss", categories=("cs.LG",))
+            settings.ensure_home()
+            if (args.state / "arxiv_digest.sqlite").is_file():
+                shutil.copytree(args.state, settings.home, dirs_exist_ok=True)
+            store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
+            ensure_demo_corpus(settings, store, progress=False)
+            cmds = TimedCommands(settings, store)
+            cmds.engine.seed_vectors(settings.demo_vectors)  # the shipped demo vectors: no first embedding
+            cmds.engine.embed_missing(progress=True)
+            clf = str(getattr(cmds.classifier, "meta", {}).get("name", "?"))
+            cmds.timings = {}
+            if args.save_state and not args.save_state.exists():  # a prepared state for the next run's --state
+                store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                shutil.copytree(settings.home, args.save_state)
+            listing = fresh_listing(store, args.ingest_papers)
+            feeds.route("/rss/cs.LG", (200, rss_feed(["cs.LG"], INGEST_DAY, listing)))
+            latest = store.latest_announcement()
+            ids = store.announced_ids(latest, categories=["cs.LG"])[:200]
+            for k in range(args.users):  # users with a profile, so /digest ranks a real day
+                uid = 700_000 + k
+                store.ensure_user(uid, chat_id=uid)
+                store.set_user_categories(uid, ["cs.LG"])
+                store.update_user(uid, interests=random.Random(k).choice(
+                    ["language models", "graph neural networks", "reinforcement learning", "diffusion models"]))
+            rt = Runtime(settings, store, cmds)
+            print(f"{store.count_papers()} papers, real engine ({cmds.engine.embedder.backend}), classifier {clf}; "
+                  f"{args.users} users while ingesting {len(listing)} new papers ...")
+            result = asyncio.run(during_ingest(rt, fake, args.users, ids, tuple(args.think)))
+            rt.close()
+            store.close()
+    finally:
+        feeds.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"ingested {result['ingest_papers']} papers in {result['ingest_seconds']} s")
+    for name, v in result["commands"].items():
+        print(f"  {name:10} n={v['n']:4}  end-to-end p50 {v['p50_ms']:7.1f} ms  p95 {v['p95_ms']:7.1f} ms")
+    out = args.out if args.out != RESULTS / "bot.json" else RESULTS / "bot_during_ingest.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=50)
@@ -185,9 +323,17 @@ def main() -> int:
                     help="where to write the figures (default bench/results/bot.json)")
     ap.add_argument("--state", type=Path, default=ROOT / "var",
                     help="a state directory to start from (reuses its demo papers and vectors; default ./var)")
+    ap.add_argument("--during-ingest", action="store_true",
+                    help="reply latency of /help, /similar, /classify, /like, /digest while the bot ingests "
+                         "--ingest-papers new papers (writes bench/results/bot_during_ingest.json)")
+    ap.add_argument("--ingest-papers", type=int, default=1200)
+    ap.add_argument("--save-state", type=Path, default=None,
+                    help="with --during-ingest: keep the prepared state (demo papers, vectors, exported model) here")
     args = ap.parse_args()
     import logging
     logging.basicConfig(level=logging.WARNING)
+    if args.during_ingest:
+        return main_during_ingest(args)
     tmp = Path(tempfile.mkdtemp(prefix="bench-bot-"))
     results: dict = {}
     try:
