@@ -7,17 +7,17 @@ it and :class:`bot.commands.Commands` puts them together.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Sequence
 
 from recommender.config import Settings
 from recommender.ids import InvalidArxivId, parse_arxiv_id
+from recommender.interfaces import CategoryClassifier, RecommenderEngine
 from recommender.models import Paper
 from recommender.store import Store, User
 
@@ -65,31 +65,31 @@ def parse_int(text: str, lo: int, hi: int, what: str, example: str) -> int:
 class CommandsBase:
     """State and helpers shared by every command. Thread-confined: call it from one thread at a time."""
 
-    def __init__(self, settings: Settings, store: Store, engine_factory: Callable[[], Any] | None = None,
-                 classifier_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store,
+                 engine_factory: Callable[[], RecommenderEngine] | None = None,
+                 classifier_factory: Callable[[], CategoryClassifier] | None = None) -> None:
         self.settings = settings
         self.store = store
         self._engine_factory = engine_factory or self._default_engine
         self._classifier_factory = classifier_factory or self._default_classifier
-        self._engine: Any = None
+        self._engine: RecommenderEngine | None = None
         self._engine_lock = threading.Lock()  # one Engine per Commands, whichever thread asks first
         self._no_classifier = False  # set once loading the classifier failed
         self.scheduled = True  # digests are sent at the user's hour (False in the terminal: on demand only)
 
     # -- collaborators, loaded on first use -------------------------------------------------------------
-    def _default_engine(self) -> Any:
+    def _default_engine(self) -> RecommenderEngine:
         from recommender.engine.core import Engine
-        # interactive look-ups of unknown ids should fail fast rather than retry for minutes
-        quick = dataclasses.replace(self.settings, api_retries=min(self.settings.api_retries, 2),
-                                    api_timeout=min(self.settings.api_timeout, 15.0), api_delay=1.0)
-        return Engine(quick, self.store)
+        # its arXiv look-ups are interactive (ArxivClient.interactive: fewer retries, shorter timeout) and keep
+        # the one shared politeness budget of api_delay seconds
+        return Engine(self.settings, self.store)
 
-    def _default_classifier(self) -> Any:
+    def _default_classifier(self) -> CategoryClassifier:
         from recommender.classification.classify import get_classifier
         return get_classifier(Path(self.settings.classifier_dir) if self.settings.classifier_dir else None)
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> RecommenderEngine:
         """The recommender engine, created once on first use and shared by every thread (the terminal's
         warm-up uses this one too, so each vector index has one writer)."""
         with self._engine_lock:
@@ -103,12 +103,17 @@ class CommandsBase:
             return self._engine
 
     @engine.setter
-    def engine(self, engine: Any) -> None:
+    def engine(self, engine: RecommenderEngine) -> None:
         with self._engine_lock:
             self._engine = engine
 
+    @property
+    def loaded_engine(self) -> RecommenderEngine | None:
+        """The engine if it has been created, else None (never creates it)."""
+        return self._engine
+
     @cached_property
-    def classifier(self) -> Any:
+    def classifier(self) -> CategoryClassifier:
         return self._classifier_factory()
 
     @cached_property

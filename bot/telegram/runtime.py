@@ -223,12 +223,11 @@ class Runtime:
         self.spawn(go(), "follow-up")
 
     def _reload_engine(self) -> None:
-        engine = self.commands.__dict__.get("engine")  # only if already loaded: never load it for this
-        reload = getattr(engine, "reload_if_changed", None)
-        if reload is None:
+        engine = self.commands.loaded_engine  # only if already loaded: never load it for this
+        if engine is None:
             return
         try:
-            reload()
+            engine.reload_if_changed()
         except Exception:
             log.warning("engine reload after a background job failed", exc_info=True)
 

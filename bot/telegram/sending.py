@@ -4,8 +4,10 @@ documents, and retries of transient Bot API errors (5xx, timeouts, leftover 429s
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
 from telegram.constants import ParseMode
@@ -70,9 +72,9 @@ async def send_reply(bot: Any, chat_id: int, reply: Reply) -> list[Message]:
     pieces = split(reply.text, MAX_TEXT) if reply.text else []
     for k, piece in enumerate(pieces):
         markup = keyboard(reply.buttons) if k == len(pieces) - 1 else None
-        sent.append(await retrying(lambda p=piece, m=markup: bot.send_message(
-            chat_id, to_html(p), parse_mode=ParseMode.HTML, reply_markup=m, link_preview_options=NO_PREVIEW),
-            "sendMessage"))
+        sent.append(await retrying(functools.partial(
+            bot.send_message, chat_id, to_html(piece), parse_mode=ParseMode.HTML, reply_markup=markup,
+            link_preview_options=NO_PREVIEW), "sendMessage"))
     if reply.document is not None:
         doc = reply.document
         sent.append(await retrying(lambda: bot.send_document(
