@@ -67,7 +67,7 @@ async def deliver_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt.spawn(delivery_job(context), "deliver", exclusive=True)
 
 
-async def stop_runtime(app: Application) -> None:  # type: ignore[type-arg]
+async def stop_runtime(app: Application) -> None:
     """``post_stop`` of ``run``: arXiv requests give up, queued replies and jobs are cancelled."""
     rt: Runtime = app.bot_data["runtime"]
     rt.request_shutdown()
