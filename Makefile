@@ -21,8 +21,7 @@ run: $(STAMP)
 
 # ruff (style, bugs, imports) and mypy (strict on recommender/, see pyproject.toml) over the whole tree
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/mypy
+	status=0; $(BIN)/ruff check . || status=1; $(BIN)/mypy || status=1; exit $$status
 
 test: lint
 	$(BIN)/python -m pytest
