@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
+from recommender.models import Paper
 from recommender.store import User
 
 from . import render
@@ -30,18 +31,31 @@ class DigestPlan:
 RESENT_NOTE = "↻ Re-sent after an interruption; you may have had this already."
 
 
+class DigestItem(Protocol):
+    """A paper of a digest: a ranked ``Recommendation``, or one read back from the delivery log."""
+
+    @property
+    def paper(self) -> Paper: ...
+
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def why(self) -> str: ...
+
+
 @dataclass
 class _Stored:
     """A paper of a digest planned before an interruption (its why-line was not kept)."""
 
-    paper: Any
+    paper: Paper
     score: float
     why: str = ""
 
 
 class DigestCommands(CommandsBase):
     # -- digests ----------------------------------------------------------------------------------------
-    def plan_digest(self, user: User, day: str, recs: Sequence[Any]) -> DigestPlan:
+    def plan_digest(self, user: User, day: str, recs: Sequence[DigestItem]) -> DigestPlan:
         """The compact digest message for ``recs`` (Recommendations) of announcement ``day``."""
         out = Rich().b(f"Your arXiv digest for {day}").nl()
         ids = [r.paper.id for r in recs]
@@ -69,7 +83,7 @@ class DigestCommands(CommandsBase):
             out.text("Lower the bar with ").code("/settings minscore 0.2").text(" or follow more categories.")
         return Reply(out)
 
-    def build_digest(self, user: User, day: str, recs: Sequence[Any] | None = None) -> DigestPlan:
+    def build_digest(self, user: User, day: str, recs: Sequence[DigestItem] | None = None) -> DigestPlan:
         """Rank ``day``'s papers for ``user`` (or take ``recs`` ranked already); an empty plan (no items) carries
         the 'nothing matched' reply."""
         if recs is None:
