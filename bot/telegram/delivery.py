@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from telegram import Message
+from telegram import Bot, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
@@ -87,7 +87,7 @@ class DeliveryReport:
 class Deliverer:
     """Sends what :func:`bot.schedule.due_now` says is due (see the module docstring for what holds)."""
 
-    def __init__(self, rt: Runtime, bot: Any, concurrency: int = 40) -> None:
+    def __init__(self, rt: Runtime, bot: Bot, concurrency: int = 40) -> None:
         self.rt, self.bot, self.concurrency = rt, bot, concurrency
 
     async def run(self, now: datetime | None = None, force: bool = False) -> DeliveryReport:

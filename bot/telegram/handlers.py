@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import Message, Update
+from telegram import Bot, Message, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
@@ -63,7 +63,7 @@ def queued(handler: Handler) -> Handler:
     return enqueue
 
 
-async def answer(rt: Runtime, bot: Any, chat_id: int, user_id: int, replies: list[Reply]) -> None:
+async def answer(rt: Runtime, bot: Bot, chat_id: int, user_id: int, replies: list[Reply]) -> None:
     for reply in replies:
         try:
             sent = await send_reply(bot, chat_id, reply)

@@ -7,9 +7,9 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
@@ -66,7 +66,7 @@ async def retrying(make: Callable[[], Awaitable[T]], what: str, attempts: int = 
     raise AssertionError("unreachable")
 
 
-async def send_reply(bot: Any, chat_id: int, reply: Reply) -> list[Message]:
+async def send_reply(bot: Bot, chat_id: int, reply: Reply) -> list[Message]:
     """Send a Reply as one or more messages (text split at 4096, keyboard on the last), plus its document."""
     sent: list[Message] = []
     pieces = split(reply.text, MAX_TEXT) if reply.text else []
