@@ -275,8 +275,10 @@ def main_during_ingest(args: argparse.Namespace) -> int:
             store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
             ensure_demo_corpus(settings, store, progress=False)
             cmds = TimedCommands(settings, store)
-            cmds.engine.seed_vectors(settings.demo_vectors)  # the shipped demo vectors: no first embedding
-            cmds.engine.embed_missing(progress=True)
+            rt = Runtime(settings, store, cmds)
+            # the bot's warm-up, on its background worker (where the models' thread pools start)
+            rt.background.submit(lambda: cmds.engine.seed_vectors(settings.demo_vectors)).result()
+            rt.background.submit(rt.warm_up).result()
             clf = str(getattr(cmds.classifier, "meta", {}).get("name", "?"))
             cmds.timings = {}
             if args.save_state and not args.save_state.exists():  # a prepared state for the next run's --state
@@ -292,7 +294,6 @@ def main_during_ingest(args: argparse.Namespace) -> int:
                 store.set_user_categories(uid, ["cs.LG"])
                 store.update_user(uid, interests=random.Random(k).choice(
                     ["language models", "graph neural networks", "reinforcement learning", "diffusion models"]))
-            rt = Runtime(settings, store, cmds)
             print(f"{store.count_papers()} papers, real engine ({cmds.engine.embedder.backend}), classifier {clf}; "
                   f"{args.users} users while ingesting {len(listing)} new papers ...")
             result = asyncio.run(during_ingest(rt, fake, args.users, ids, tuple(args.think)))

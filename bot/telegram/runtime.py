@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REPLY_THREADS = 4
+BACKGROUND_NICE = 10
 MAX_BACKLOG = 20  # updates of one chat waiting to be answered; more get one "slow down" note
 
 
@@ -47,7 +50,8 @@ class DaemonPool:
     """A minimal executor of daemon threads: ``submit`` returns a concurrent Future; ``shutdown`` never
     waits (queued work is cancelled), and the interpreter does not join these threads at exit."""
 
-    def __init__(self, threads: int, name: str) -> None:
+    def __init__(self, threads: int, name: str, nice: int = 0) -> None:
+        self.nice = nice
         self._work: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]] | None] = \
             queue.SimpleQueue()
         self._closed = False
@@ -57,6 +61,9 @@ class DaemonPool:
             t.start()
 
     def _loop(self) -> None:
+        if self.nice:  # Linux: a thread's own priority; thread pools a model starts here inherit it
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
         while True:
             item = self._work.get()
             if item is None:
@@ -173,8 +180,11 @@ class Runtime:
         self.store = store
         self.commands = commands or Commands(settings, store)
         self.replies = DaemonPool(reply_threads, "arxiv-digest-reply")
-        self.background = DaemonPool(1, "arxiv-digest-background")
-        self.lookups = DaemonPool(1, "arxiv-digest-lookup")  # follow-ups: never queued behind a long job
+        # heavy work runs at a lower CPU priority, so on a small machine the event loop and the reply pool
+        # get the cores first (and so do the model thread pools the warm-up starts on this thread)
+        self.background = DaemonPool(1, "arxiv-digest-background", nice=BACKGROUND_NICE)
+        # follow-ups (look-ups) get their own thread: never queued behind a long job
+        self.lookups = DaemonPool(1, "arxiv-digest-lookup", nice=BACKGROUND_NICE)
         self.chats = ChatQueues(backlog)
         self.delivery_lock = asyncio.Lock()
         self.tasks: dict[Any, asyncio.Task[None]] = {}  # background coroutines (jobs, follow-ups)
@@ -253,7 +263,7 @@ class Runtime:
         """Load the models and embed what lacks vectors (blocking; run it through :meth:`in_background`)."""
         n = int(self.commands.engine.embed_missing(progress=False))
         try:
-            _ = self.commands.classifier
+            self.commands.classifier.predict("warm-up", "")  # its thread pool starts here, at low priority
         except Exception:
             log.warning("no classifier: /classify and predicted categories are unavailable", exc_info=True)
         return n
