@@ -13,11 +13,18 @@ import asyncio
 import contextlib
 import logging
 import os
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from telegram import BotCommand, Update
-from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler, ChatMemberHandler, ContextTypes,
-                          MessageHandler, filters)
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from bot.commands import COMMANDS
 from bot.pacing import Pacer
