@@ -73,3 +73,12 @@ def test_empty_input_and_bad_backend(onnx_embedder: Embedder, model_home: Path) 
     assert onnx_embedder.encode([]).shape == (0, 384)
     with pytest.raises(ValueError, match="embed_backend"):
         load_embedder(load_settings(env={}, home=model_home), "tpu")
+
+
+def test_bulk_encoding_gives_the_query_path_vectors(onnx_embedder: Embedder) -> None:
+    """Bulk work runs on its own session with fewer cores; the vectors must be the ones queries compare to."""
+    texts = [paper_text(p) for p in reco_papers()[:12]]
+    bulk = onnx_embedder.encode_bulk(texts, batch_size=5)
+    query_path = onnx_embedder.encode(texts, batch_size=5)
+    assert bulk.shape == query_path.shape == (12, onnx_embedder.dim)
+    assert float((bulk * query_path).sum(axis=1).min()) > 0.9999

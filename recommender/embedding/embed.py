@@ -90,6 +90,11 @@ class Embedder(ABC):
         vec: np.ndarray = self.encode([text])[0]
         return vec
 
+    def encode_bulk(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Encode for bulk work (ingestion, warm-up, whole-store embedding): the same vectors as :meth:`encode`,
+        but an embedder may run them on fewer cores so that queries on the reply path keep one to themselves."""
+        return self.encode(texts, batch_size=batch_size)
+
 class TorchEmbedder(Embedder):
     """sentence-transformers on CUDA if visible, else the CPU with all cores."""
 
@@ -154,12 +159,35 @@ class OnnxEmbedder(Embedder):
         self.session = ort.InferenceSession(str(export_dir / files[variant]), opts,
                                             providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
+        self._model_path = str(export_dir / files[variant])
+        self._bulk_session: Any = None
+        self._bulk_lock = threading.Lock()
+
+    def _bulk(self) -> Any:
+        """A second session for bulk work with one core fewer than the machine has (the same weights, so the
+        same vectors): on a 2-core machine a day's embedding leaves a whole core to replies."""
+        cores = os.cpu_count() or 1
+        if cores <= 1:
+            return self.session
+        with self._bulk_lock:
+            if self._bulk_session is None:
+                import onnxruntime as ort
+
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = cores - 1
+                opts.inter_op_num_threads = 1
+                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                self._bulk_session = ort.InferenceSession(self._model_path, opts, providers=["CPUExecutionProvider"])
+            return self._bulk_session
+
+    def encode_bulk(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        return self._encode(texts, batch_size, False, self._bulk())
 
     @property
     def dim(self) -> int:
         return self._dim
 
-    def _run(self, encs: list[Any]) -> np.ndarray:
+    def _run(self, encs: list[Any], session: Any = None) -> np.ndarray:
         width = max(len(e.ids) for e in encs)
         ids = np.full((len(encs), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(encs), width), dtype=np.int64)
@@ -171,10 +199,13 @@ class OnnxEmbedder(Embedder):
             types[r, :n] = e.type_ids
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         feeds = {k: v for k, v in feeds.items() if k in self.input_names}
-        out: np.ndarray = self.session.run(None, feeds)[0]
+        out: np.ndarray = (session or self.session).run(None, feeds)[0]
         return out
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        return self._encode(texts, batch_size, progress, self.session)
+
+    def _encode(self, texts: Sequence[str], batch_size: int, progress: bool, session: Any) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
@@ -188,7 +219,7 @@ class OnnxEmbedder(Embedder):
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             # no lock: InferenceSession.run is safe from several threads, so a query runs beside bulk embedding
-            out[idx] = self._run([encs[i] for i in idx])
+            out[idx] = self._run([encs[i] for i in idx], session)
             if bar is not None:
                 bar.update(len(idx))
         if bar is not None:

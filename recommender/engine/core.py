@@ -266,7 +266,7 @@ class Engine:
             papers = list(self.store.iter_papers(ids=ids[start:start + EMBED_CHUNK]))
             if papers:
                 texts = [paper_text(p) for p in papers]
-                parts = [emb.encode(texts[k:k + ENCODE_CHUNK], batch_size=ENCODE_CHUNK)
+                parts = [emb.encode_bulk(texts[k:k + ENCODE_CHUNK], batch_size=ENCODE_CHUNK)
                          for k in range(0, len(texts), ENCODE_CHUNK)]
                 index.add([p.id for p in papers], np.concatenate(parts))
             if bar is not None:
