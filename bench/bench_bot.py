@@ -34,15 +34,18 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.commands import Commands  # noqa: E402
+from bot.commands import Caller, Commands  # noqa: E402
+from bot.reply import Reply  # noqa: E402
 from bot.telegram import Deliverer, Runtime, build_application, running  # noqa: E402
+from recommender.config import Settings  # noqa: E402
+from recommender.engine.core import Engine  # noqa: E402
 from recommender.engine.pipeline import ensure_demo_corpus  # noqa: E402
 from recommender.store import Store  # noqa: E402
 from tests.support.bot_fixtures import KeywordClassifier, bot_settings, hash_engine  # noqa: E402
@@ -63,7 +66,7 @@ class TimedCommands(Commands):
 
     timings: dict[str, list[float]]
 
-    def handle(self, caller, text):  # type: ignore[no-untyped-def]
+    def handle(self, caller: Caller, text: str) -> list[Reply]:
         t0 = time.perf_counter()
         try:
             return super().handle(caller, text)
@@ -72,7 +75,7 @@ class TimedCommands(Commands):
             self.timings.setdefault(name, []).append(time.perf_counter() - t0)
 
 
-def make_commands(settings, store, real: bool) -> tuple[TimedCommands, str, str]:  # type: ignore[no-untyped-def]
+def make_commands(settings: Settings, store: Store, real: bool) -> tuple[TimedCommands, str, str]:
     kind = "engine with hashed-words embedder"
     cmds = TimedCommands(settings, store)
     if real:
@@ -87,10 +90,10 @@ def make_commands(settings, store, real: bool) -> tuple[TimedCommands, str, str]
                              classifier_factory=KeywordClassifier)
         cmds.engine.embed_missing(progress=False)
     try:
-        clf_kind = str(getattr(cmds.classifier, "meta", {}).get("name", "keyword stand-in"))
+        clf_kind = str(cmds.classifier.meta.get("name", "keyword stand-in"))
     except Exception as exc:  # noqa: BLE001
         print(f"classifier unavailable ({exc}); using the keyword stand-in")
-        cmds._classifier_factory = KeywordClassifier  # type: ignore[method-assign]
+        cmds._classifier_factory = KeywordClassifier
         cmds.__dict__.pop("classifier", None)
         clf_kind = "keyword stand-in"
     cmds.timings = {}
@@ -114,7 +117,11 @@ async def latency(rt: Runtime, fake: FakeTelegram, users: int, rounds: int, ids:
                 before = len(fake.messages(uid))
                 t0 = time.perf_counter()
                 fake.send_text(uid, text)
-                await fake.until(lambda: len(fake.chats.get(uid, [])) > before, timeout=120)
+
+                def answered(n: int = before) -> bool:
+                    return len(fake.chats.get(uid, [])) > n
+
+                await fake.until(answered, timeout=120)
                 e2e.setdefault(text.split()[0], []).append(time.perf_counter() - t0)
                 await asyncio.sleep(rng.uniform(*think))
 
@@ -122,7 +129,8 @@ async def latency(rt: Runtime, fake: FakeTelegram, users: int, rounds: int, ids:
         t0 = time.perf_counter()
         await asyncio.gather(*(user(500_000 + k) for k in range(users)))
         wall = time.perf_counter() - t0
-    compute = rt.commands.timings  # type: ignore[attr-defined]
+    assert isinstance(rt.commands, TimedCommands)
+    compute = rt.commands.timings
     out = {}
     for name in sorted(e2e):
         out[name] = {"n": len(e2e[name]), "e2e_p50_ms": round(pct(e2e[name], .5) * 1000, 1),
@@ -154,7 +162,8 @@ async def delivery(rt: Runtime, n: int) -> dict:
                                     "computer vision transformers", "causal inference"])))
             store.conn.execute("INSERT OR IGNORE INTO user_categories VALUES (?, 'cs.LG')", (uid,))
     latest = store.latest_announcement()
-    now = datetime.fromisoformat(latest).replace(hour=12, minute=0, second=30, tzinfo=timezone.utc)
+    assert latest is not None
+    now = datetime.fromisoformat(latest).replace(hour=12, minute=0, second=30, tzinfo=UTC)
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=serve_fake, args=(child,), daemon=True)
@@ -279,7 +288,7 @@ def main_during_ingest(args: argparse.Namespace) -> int:
             # the bot's warm-up, on its background worker (where the models' thread pools start)
             rt.background.submit(lambda: cmds.engine.seed_vectors(settings.demo_vectors)).result()
             rt.background.submit(rt.warm_up).result()
-            clf = str(getattr(cmds.classifier, "meta", {}).get("name", "?"))
+            clf = str(cmds.classifier.meta.get("name", "?"))
             cmds.timings = {}
             if args.save_state and not args.save_state.exists():  # a prepared state for the next run's --state
                 store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -287,6 +296,7 @@ def main_during_ingest(args: argparse.Namespace) -> int:
             listing = fresh_listing(store, args.ingest_papers)
             feeds.route("/rss/cs.LG", (200, rss_feed(["cs.LG"], INGEST_DAY, listing)))
             latest = store.latest_announcement()
+            assert latest is not None
             ids = store.announced_ids(latest, categories=["cs.LG"])[:200]
             for k in range(args.users):  # users with a profile, so /digest ranks a real day
                 uid = 700_000 + k
@@ -294,7 +304,9 @@ def main_during_ingest(args: argparse.Namespace) -> int:
                 store.set_user_categories(uid, ["cs.LG"])
                 store.update_user(uid, interests=random.Random(k).choice(
                     ["language models", "graph neural networks", "reinforcement learning", "diffusion models"]))
-            print(f"{store.count_papers()} papers, real engine ({cmds.engine.embedder.backend}), classifier {clf}; "
+            engine = cmds.engine
+            backend = engine.embedder.backend if isinstance(engine, Engine) and engine.embedder else "?"
+            print(f"{store.count_papers()} papers, real engine ({backend}), classifier {clf}; "
                   f"{args.users} users while ingesting {len(listing)} new papers ...")
             result = asyncio.run(during_ingest(rt, fake, args.users, ids, tuple(args.think)))
             rt.close()
@@ -349,6 +361,7 @@ def main() -> int:
             cmds, kind, clf_kind = make_commands(settings, store, real=not args.lexical)
             rt = Runtime(settings, store, cmds)
             latest = store.latest_announcement()
+            assert latest is not None
             ids = store.announced_ids(latest, categories=["cs.LG"])[:200]
             results["engine"] = kind
             results["classifier"] = clf_kind
