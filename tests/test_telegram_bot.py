@@ -209,3 +209,31 @@ def test_arxiv_digest_run_with_a_token_serves_telegram(tmp_path: Path, fake: Fak
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     assert fake.token not in err and fake.token not in out
+
+
+def test_a_digest_on_request_is_recorded_around_its_request(rt: Runtime, fake: FakeTelegram) -> None:
+    """/digest records its papers before the request (as a delivery run does): refused outright, nothing counts
+    as delivered and the next delivery run repairs and sends it; accepted, the papers are delivered."""
+    refused, fine = 2001, 2002
+    for uid in (refused, fine):
+        rt.store.ensure_user(uid, chat_id=uid, digest_hour=12)
+        rt.store.set_user_categories(uid, ["cs.LG"])
+        rt.store.update_user(uid, interests="language models reasoning", min_score=0.0)
+    fake.refuse_html(refused)
+
+    async def go() -> None:
+        async with running(rt) as app:
+            fake.send_text(fine, "/digest")
+            await fake.until(lambda: any(t.startswith("Your arXiv digest") for t in fake.texts(fine)), what="digest")
+            await fake.until(lambda: rt.store.digest_status(fine, LATEST) == "sent", what="recorded")
+            assert rt.store.delivered_ids(fine, LATEST)
+            fake.send_text(refused, "/digest")
+            await fake.until(lambda: any("went wrong" in t for t in fake.texts(refused)), what="apology")
+            assert not rt.store.delivered_ids(refused, LATEST)
+            assert rt.store.digest_status(refused, LATEST) == "pending"
+            report = await Deliverer(rt, app.bot).run(now=datetime(2026, 6, 30, 12, 0, 30, tzinfo=UTC))
+            assert report.sent >= 1 and report.repaired >= 1
+            assert rt.store.delivered_ids(refused, LATEST)
+            assert rt.store.digest_status(refused, LATEST) == "sent"
+
+    run(go())

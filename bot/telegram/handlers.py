@@ -65,14 +65,23 @@ def queued(handler: Handler) -> Handler:
 
 async def answer(rt: Runtime, bot: Bot, chat_id: int, user_id: int, replies: list[Reply]) -> None:
     for reply in replies:
+        plan = reply.delivery if isinstance(reply.delivery, DigestPlan) and reply.delivery.items else None
+        if plan is not None:  # recorded before the request, as a delivery run does (see bot.telegram.delivery)
+            await rt.call(rt.store.begin_digest, user_id, plan.day, plan.items)
         try:
             sent = await send_reply(bot, chat_id, reply)
         except Forbidden:
+            if plan is not None:
+                await rt.call(rt.store.abandon_digest, user_id, plan.day, plan.items, "pending")
             await rt.call(rt.store.update_user, user_id, active=0)
             log.info("user %s blocked the bot", user_id)
             return
-        if isinstance(reply.delivery, DigestPlan) and reply.delivery.items and sent:
-            await log_digest(rt, user_id, reply.delivery, sent[-1].message_id)
+        except BadRequest:
+            if plan is not None:  # refused outright: nothing went out; the delivery run repairs and retries
+                await rt.call(rt.store.abandon_digest, user_id, plan.day, plan.items, "pending")
+            raise
+        if plan is not None and sent:
+            await log_digest(rt, user_id, plan, sent[-1].message_id)
         if reply.followup is not None:
             rt.followup(reply.followup, lambda later: rt.chats.submit(
                 chat_id, lambda: answer(rt, bot, chat_id, user_id, later), force=True))
