@@ -13,6 +13,7 @@ import pytest
 from bot.commands import Commands
 from bot.telegram import Deliverer, Runtime, running
 from recommender.config import Settings
+from recommender.engine import Engine
 from recommender.models import Paper
 from recommender.store import Store
 from tests.support.arxiv_xml import rss_feed
@@ -94,3 +95,27 @@ def test_ingestion_job_then_digest_and_a_day_without_announcement(rt: Runtime, f
             assert (await d.run(now=nxt.replace(hour=8, minute=30))).due == 0
 
     run(go())
+
+
+def test_ingestion_in_its_own_process_is_picked_up_by_the_bot(settings: Settings, store: Store,
+                                                               server: LocalServer,
+                                                               demo_papers: list[Paper]) -> None:
+    """As `arxiv-digest run` does it: the ingestion job runs in a child process with the real models (torch
+    backend: no ONNX export) and the bot's own engine then sees the new vectors; predictions are stored."""
+    s = dataclasses.replace(settings, categories=("cs.LG",), embed_backend="torch")
+    store.upsert_papers([p for p in demo_papers if p.announced != "2026-06-30"][:50])
+    listing = [(p, "new") for p in demo_papers if p.announced == "2026-06-30" and "cs.LG" in p.categories][:12]
+    server.route("/rss/cs.LG", (200, rss_feed(["cs.LG"], date(2026, 7, 1), listing)))
+    engine = Engine(s, store)
+    rt = Runtime(s, store, Commands(s, store, engine_factory=lambda: engine), ingest_process=True)
+    try:
+        engine.embed_missing(progress=False)  # the bot's engine is loaded before the job, as after a warm-up
+        assert not any(p.id in engine.index for p, _ in listing)
+        report = run(rt.ingest())
+        assert report.announced == "2026-07-01" and report.inserted == 12 and not report.errors, report
+        assert report.embedded >= 12 and report.classified == 12
+        assert all(p.id in engine.index for p, _ in listing)  # published by the child, reloaded here
+        assert len(store.predictions([p.id for p, _ in listing])) == 12
+        assert not rt.children
+    finally:
+        rt.close()

@@ -23,7 +23,10 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
+import multiprocessing
+import multiprocessing.process
 import os
 import queue
 import threading
@@ -175,9 +178,15 @@ class Runtime:
     and the per-chat queues."""
 
     def __init__(self, settings: Settings, store: Store, commands: Commands | None = None,
-                 reply_threads: int = REPLY_THREADS, backlog: int = MAX_BACKLOG) -> None:
+                 reply_threads: int = REPLY_THREADS, backlog: int = MAX_BACKLOG,
+                 ingest_process: bool = False) -> None:
         self.settings = settings
         self.store = store
+        # True (the bot, `open_runtime`): ingestion runs in a child process of its own, so its Python work
+        # (parsing, storing, tf-idf, feeding the models) never competes with replies for this process's GIL;
+        # False: on the background worker (tests that inject their own engine into the commands)
+        self.ingest_process = ingest_process
+        self.children: set[multiprocessing.process.BaseProcess] = set()
         self.commands = commands or Commands(settings, store)
         self.replies = DaemonPool(reply_threads, "arxiv-digest-reply")
         # heavy work runs at a lower CPU priority, so on a small machine the event loop and the reply pool
@@ -247,7 +256,10 @@ class Runtime:
         return await self.in_background(self.ingest_once)
 
     def ingest_once(self) -> Any:
-        """One ingestion run (blocking; the bot runs it through :meth:`in_background`)."""
+        """One ingestion run (blocking; the bot runs it through :meth:`in_background`): in a child process
+        when ``ingest_process`` is set, else on this thread with the commands' own engine and classifier."""
+        if self.ingest_process:
+            return self._ingest_in_child()
         from recommender.engine.pipeline import fetch_feed, ingest, model_steps
 
         feed = fetch_feed(self.settings, self.store)
@@ -258,6 +270,33 @@ class Runtime:
             log.exception("no embedding engine for ingestion")
         steps = model_steps(self.store, engine, lambda: self.commands.classifier)
         return ingest(self.settings, self.store, feed, embed=steps.get("embed"), classify=steps.get("classify"))
+
+    def _ingest_in_child(self) -> Any:
+        """Run :func:`recommender.engine.pipeline.run_ingest` in a spawned child process at low priority and
+        return its report. The child publishes through the store and the index files; the engine of this
+        process picks them up after the job (``reload_if_changed``). A shutdown terminates the child."""
+        ctx = multiprocessing.get_context("spawn")
+        receive, send = ctx.Pipe(duplex=False)
+        quiet = dataclasses.replace(self.settings, telegram_token="")  # the child never talks to Telegram
+        child = ctx.Process(target=_ingest_child, args=(quiet, send), name="arxiv-digest-ingest",
+                            daemon=True)
+        child.start()
+        send.close()
+        self.children.add(child)
+        try:
+            while not receive.poll(0.5):
+                if self.closed:
+                    child.terminate()
+                    raise RuntimeError("ingestion stopped: the bot is shutting down")
+                if not child.is_alive():
+                    raise RuntimeError(f"the ingestion process ended with exit code {child.exitcode}")
+            ok, value = receive.recv()
+        finally:
+            child.join(timeout=5)
+            self.children.discard(child)
+        if not ok:
+            raise RuntimeError(f"ingestion failed in its process: {value}")
+        return value
 
     def warm_up(self) -> int:
         """Load the models and embed what lacks vectors (blocking; run it through :meth:`in_background`)."""
@@ -286,6 +325,8 @@ class Runtime:
         self._stop_pools()
 
     def _stop_pools(self) -> None:
+        for child in list(self.children):  # an ingestion in its own process stops with the bot
+            child.terminate()
         if not self.closed:
             self.closed = True
             for pool in (self.replies, self.background, self.lookups):
@@ -301,6 +342,23 @@ class Runtime:
         return done
 
 
+def _ingest_child(settings: Settings, send: Any) -> None:
+    """The child process of :meth:`Runtime._ingest_in_child`: one whole ingestion, its report sent back."""
+    from recommender.engine.pipeline import run_ingest
+
+    with contextlib.suppress(OSError):
+        os.nice(BACKGROUND_NICE)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[ingest]: %(message)s",
+                        handlers=[logging.FileHandler(settings.home / "bot.log", encoding="utf-8")])
+    try:
+        result: tuple[bool, Any] = (True, run_ingest(settings))
+    except BaseException as exc:  # reported to the parent, which logs it
+        logging.getLogger(__name__).exception("ingestion failed")
+        result = (False, f"{type(exc).__name__}: {exc}")
+    send.send(result)
+    send.close()
+
+
 def runtime(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
     rt: Runtime = context.application.bot_data["runtime"]
     return rt
@@ -309,4 +367,4 @@ def runtime(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
 def open_runtime(settings: Settings) -> Runtime:
     settings.ensure_home()
     store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
-    return Runtime(settings, store)
+    return Runtime(settings, store, ingest_process=True)

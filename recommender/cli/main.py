@@ -15,15 +15,12 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
 
-from recommender.classification.classify import get_classifier
 from recommender.cli import classify as classify_cli
 from recommender.cli import reco as reco_cli
 from recommender.cli.common import emit, open_store, settings_from
 from recommender.config import ConfigError
-from recommender.engine.core import Engine
-from recommender.engine.pipeline import ensure_demo_corpus, fetch_feed, ingest, model_steps, validate_categories
+from recommender.engine.pipeline import ensure_demo_corpus, run_ingest, validate_categories
 from recommender.ids import InvalidArxivId, parse_arxiv_id
 from recommender.sources.arxiv import ArxivClient, ArxivError
 from recommender.sources.importer import ImportFileError, import_file
@@ -60,23 +57,16 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    with open_store(settings) as store:
-        steps: dict[str, Any] = {}
-        if not args.no_models:
-            model_dir = Path(settings.classifier_dir) if settings.classifier_dir else None
-            steps = model_steps(store, Engine(settings, store), lambda: get_classifier(model_dir))
-        categories = _split_categories(args.categories) or None
-        feed = fetch_feed(settings, store, categories)
-        report = ingest(settings, store, feed, categories, **steps)
-        if report.announced is None:
-            text = f"no announcement in today's feed for {'+'.join(report.categories)}"
-        else:
-            text = (f"{report.announced}: {report.new} new, {report.cross} cross-listed, {report.replaced} replaced; "
-                    f"stored {report.inserted} new and updated {report.updated}; embedded {report.embedded}, "
-                    f"classified {report.classified}")
-        if report.errors:
-            text += "\nerrors: " + "; ".join(report.errors)
-        emit(args, report.to_dict(), text)
+    report = run_ingest(settings, _split_categories(args.categories) or None, models=not args.no_models)
+    if report.announced is None:
+        text = f"no announcement in today's feed for {'+'.join(report.categories)}"
+    else:
+        text = (f"{report.announced}: {report.new} new, {report.cross} cross-listed, {report.replaced} replaced; "
+                f"stored {report.inserted} new and updated {report.updated}; embedded {report.embedded}, "
+                f"classified {report.classified}")
+    if report.errors:
+        text += "\nerrors: " + "; ".join(report.errors)
+    emit(args, report.to_dict(), text)
     return 0
 
 

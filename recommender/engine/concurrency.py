@@ -65,14 +65,20 @@ return, so PTB's update slots are never held. Each chat's queue (one asyncio tas
 capped at 20, the excess answered once with a "slow down" note) answers in order, pacing included; different
 chats run in parallel. Commands, button presses and delivery steps run on the *reply pool* (4 daemon threads,
 each with its own SQLite connection: ``Store`` is one connection per thread, WAL, busy timeout): reads of
-snapshots plus small writes (likes, settings). Ingestion (the RSS fetch included), the warm-up and bulk
-embedding / classification run on the *background worker* (one thread); a Reply's ``followup`` (a paper the
+snapshots plus small writes (likes, settings). Ingestion (the RSS fetch included) runs in a *child
+process* (spawned, niced, one at a time, :func:`recommender.engine.pipeline.run_ingest` with a store and
+models of its own, exactly what ``arxiv-digest ingest`` does), driven from the *background worker*: its
+parsing, storing, tf-idf and model feeding never compete with replies for the bot's GIL, and it publishes
+through committed rows and the index files like any separate ingest process. The warm-up and other bulk
+embedding / classification of the bot run on the background worker itself (one thread, niced; bulk
+encoding uses its own ONNX session with one core fewer than the machine has); a Reply's ``followup`` (a paper the
 store lacks: "fetching ..." is answered at once, the look-up and the command's outcome follow as a new
 message) runs on the *look-up worker* (one thread), so it never queues behind ingestion. After every
 background or look-up job the bot calls ``Engine.reload_if_changed()``. Jobs only start their work and return.
 Shutdown (SIGINT/SIGTERM): PTB stops polling, then ``request_shutdown()`` makes arXiv calls raise, queued
 chat work and jobs are cancelled, the pools take no more work and running work gets a ~2 s grace; a model
-call still running is abandoned with the process (daemon threads; SQLite and the index files are crash-safe).
+call still running is abandoned with the process (daemon threads; SQLite and the index files are crash-safe);
+an ingestion child is terminated.
 The terminal runs follow-ups right away, in line.
 """
 from __future__ import annotations

@@ -158,6 +158,24 @@ def model_steps(store: Store, engine: RecommenderEngine | None, get_classifier: 
     return steps
 
 
+def run_ingest(settings: Settings, categories: Sequence[str] | None = None, models: bool = True) -> IngestReport:
+    """One whole ingestion with a store and models of its own: fetch the feed, store it, embed and classify
+    what is new. ``arxiv-digest ingest`` runs it, and so does the bot, in a child process (see
+    :mod:`recommender.engine.concurrency`): what it writes (rows, vector parts, the tf-idf file) is published
+    for readers as it commits."""
+    from recommender.classification.classify import get_classifier
+    from recommender.engine.core import Engine
+
+    settings.ensure_home()
+    with Store(settings.db_path, taxonomy=settings.taxonomy_path) as store:
+        steps: dict[str, Callable[..., int]] = {}
+        if models:
+            model_dir = Path(settings.classifier_dir) if settings.classifier_dir else None
+            steps = model_steps(store, Engine(settings, store), lambda: get_classifier(model_dir))
+        feed = fetch_feed(settings, store, categories)
+        return ingest(settings, store, feed, categories, embed=steps.get("embed"), classify=steps.get("classify"))
+
+
 def ensure_demo_corpus(settings: Settings, store: Store, progress: bool = True) -> int:
     """Import the bundled demo papers into an empty store; returns how many were imported."""
     if store.count_papers() > 0:
