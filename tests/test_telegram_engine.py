@@ -109,7 +109,8 @@ def test_ingestion_in_its_own_process_is_picked_up_by_the_bot(settings: Settings
     engine = Engine(s, store)
     rt = Runtime(s, store, Commands(s, store, engine_factory=lambda: engine), ingest_process=True)
     try:
-        engine.embed_missing(progress=False)  # the bot's engine is loaded before the job, as after a warm-up
+        assert rt.commands.engine is engine  # the bot's engine is loaded before the job, as after a warm-up
+        engine.embed_missing(progress=False)
         assert not any(p.id in engine.index for p, _ in listing)
         report = run(rt.ingest())
         assert report.announced == "2026-07-01" and report.inserted == 12 and not report.errors, report
