@@ -157,11 +157,10 @@ async def delivery(rt: Runtime, n: int) -> dict:
     with store.transaction():
         for k in range(n):
             uid = 1_000_000 + k
-            store.conn.execute("INSERT OR IGNORE INTO users (id, chat_id, timezone, digest_hour, interests) "
-                               "VALUES (?, ?, 'UTC', 12, ?)", (uid, uid, random.choice(
-                                   ["language models", "graph neural networks", "reinforcement learning",
-                                    "computer vision transformers", "causal inference"])))
-            store.conn.execute("INSERT OR IGNORE INTO user_categories VALUES (?, 'cs.LG')", (uid,))
+            store.ensure_user(uid, chat_id=uid, timezone="UTC", digest_hour=12, interests=random.choice(
+                ["language models", "graph neural networks", "reinforcement learning",
+                 "computer vision transformers", "causal inference"]))
+            store.set_user_categories(uid, ["cs.LG"])
     latest = store.latest_announcement()
     assert latest is not None
     now = datetime.fromisoformat(latest).replace(hour=12, minute=0, second=30, tzinfo=UTC)
@@ -292,7 +291,7 @@ def main_during_ingest(args: argparse.Namespace) -> int:
             clf = str(cmds.classifier.meta.get("name", "?"))
             cmds.timings = {}
             if args.save_state and not args.save_state.exists():  # a prepared state for the next run's --state
-                store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                store.checkpoint()
                 shutil.copytree(settings.home, args.save_state)
             listing = fresh_listing(store, args.ingest_papers)
             feeds.route("/rss/cs.LG", (200, rss_feed(["cs.LG"], INGEST_DAY, listing)))

@@ -119,6 +119,11 @@ class Store(PaperQueries, TaxonomyQueries, UserQueries, BotStateQueries):
         finally:
             self._depth = 0
 
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file, so the file alone holds everything (e.g. before
+        copying a state directory)."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     @property
     def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
