@@ -381,10 +381,8 @@ def test_another_process_on_the_state_directory_shares_the_budget(settings: Sett
     assert (settings.home / "arxiv_budget").is_file()
 
 
-def test_request_shutdown_ends_a_backoff_at_once(settings: Settings, server: LocalServer,
-                                                 no_shutdown: None) -> None:
-    server.route("/api/query", (503, b"busy", {"Retry-After": "60"}))
-    client = ArxivClient(dataclasses.replace(settings, api_retries=5))
+def fetch_in_thread(client: ArxivClient) -> tuple[list[BaseException], threading.Event, threading.Thread]:
+    """Look one paper up on a daemon thread; returns what it raised, an event set when it ends, the thread."""
     outcome: list[BaseException] = []
     done = threading.Event()
 
@@ -395,8 +393,16 @@ def test_request_shutdown_ends_a_backoff_at_once(settings: Settings, server: Loc
             outcome.append(exc)
         done.set()
 
-    worker = threading.Thread(target=fetch)
+    worker = threading.Thread(target=fetch, daemon=True)
     worker.start()
+    return outcome, done, worker
+
+
+def test_request_shutdown_ends_a_backoff_at_once(settings: Settings, server: LocalServer,
+                                                 no_shutdown: None) -> None:
+    server.route("/api/query", (503, b"busy", {"Retry-After": "60"}))
+    client = ArxivClient(dataclasses.replace(settings, api_retries=5))
+    outcome, done, worker = fetch_in_thread(client)
     assert wait_for(lambda: len(server.requests) == 1)
     assert not done.wait(0.3)  # in its 60 s backoff
     request_shutdown()
@@ -413,17 +419,7 @@ def test_a_request_to_a_silent_server_is_abandoned_on_stop(settings: Settings, s
                                                            no_shutdown: None, stop: str) -> None:
     server.route("/api/query", ("hang", "30"))
     client = ArxivClient(dataclasses.replace(settings, api_timeout=30.0))
-    outcome: list[BaseException] = []
-    done = threading.Event()
-
-    def fetch() -> None:
-        try:
-            client.fetch_by_ids(["1605.08386"])
-        except BaseException as exc:  # noqa: BLE001
-            outcome.append(exc)
-        done.set()
-
-    threading.Thread(target=fetch, daemon=True).start()
+    outcome, done, _ = fetch_in_thread(client)
     assert wait_for(lambda: len(server.requests) == 1)
     request_shutdown() if stop == "request_shutdown" else client.close()
     assert done.wait(2.0), f"{stop} did not end the request within 2 s"

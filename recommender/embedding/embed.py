@@ -136,7 +136,6 @@ class OnnxEmbedder(Embedder):
         return f"{self.name}|{self.dim}" + ("|int8" if self.variant == "int8" else "")
 
     def __init__(self, name: str, export_dir: Path, variant: str = "int8", threads: int | None = None) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         info = json.loads((export_dir / "info.json").read_text())
@@ -152,14 +151,9 @@ class OnnxEmbedder(Embedder):
         self.tokenizer.enable_truncation(max_length=self.max_length)
         self.tokenizer.no_padding()
         self.pad_id = int(info.get("pad_id", 0))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or os.cpu_count() or 1
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(export_dir / files[variant]), opts,
-                                            providers=["CPUExecutionProvider"])
-        self.input_names = {i.name for i in self.session.get_inputs()}
         self._model_path = str(export_dir / files[variant])
+        self.session = self._session(threads or os.cpu_count() or 1)
+        self.input_names = {i.name for i in self.session.get_inputs()}
         self._bulk_session: Any = None
         self._bulk_lock = threading.Lock()
 
@@ -171,14 +165,18 @@ class OnnxEmbedder(Embedder):
             return self.session
         with self._bulk_lock:
             if self._bulk_session is None:
-                import onnxruntime as ort
-
-                opts = ort.SessionOptions()
-                opts.intra_op_num_threads = cores - 1
-                opts.inter_op_num_threads = 1
-                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                self._bulk_session = ort.InferenceSession(self._model_path, opts, providers=["CPUExecutionProvider"])
+                self._bulk_session = self._session(cores - 1)
             return self._bulk_session
+
+    def _session(self, threads: int) -> Any:
+        """An onnxruntime session of the model on ``threads`` cores."""
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(self._model_path, opts, providers=["CPUExecutionProvider"])
 
     def encode_bulk(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         return self._encode(texts, batch_size, False, self._bulk())
