@@ -258,6 +258,17 @@ class PaperQueries:
     def paper_ids(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT id FROM papers ORDER BY rowid")]
 
+    def iter_paper_ids(self, batch_size: int = 2000) -> Iterator[list[str]]:
+        """Every paper id in storage order, a page of ``batch_size`` at a time (bulk jobs stream them)."""
+        last = 0
+        while True:
+            rows = self.conn.execute("SELECT rowid, id FROM papers WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                     (last, batch_size)).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [r[1] for r in rows]
+
     def iter_papers(self, batch_size: int = 2000, ids: Sequence[str] | None = None) -> Iterator[Paper]:
         """All papers (or those in ``ids``), in storage order, fetched in batches."""
         if ids is not None:
