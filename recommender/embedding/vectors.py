@@ -164,8 +164,12 @@ class VectorSnapshot:
 class VectorIndex:
     """All vectors of one embedding key: an immutable snapshot in memory for search, Arrow files on disk."""
 
-    def __init__(self, directory: Path | str, key: str, dim: int) -> None:
+    def __init__(self, directory: Path | str, key: str, dim: int, load: bool = True) -> None:
+        """``load=False``: an append-only writer for bulk jobs; it reads no vectors and keeps none of those it
+        adds in memory (its snapshot stays empty), so its memory does not grow with the store; readers pick
+        its parts up with :meth:`reload_if_changed`, and :func:`stored_ids` says which ids have vectors."""
         self.directory = Path(directory)
+        self._append_only = not load
         self.key = key
         self.dim = int(dim)
         self._writer = threading.RLock()
@@ -174,7 +178,7 @@ class VectorIndex:
         with self._writer, self._flock():
             for stale in self.directory.glob("*.tmp"):  # only a crashed writer leaves these (writers hold flock)
                 stale.unlink(missing_ok=True)
-            self._snap = self._read_snapshot()
+            self._snap = self._read_snapshot() if load else VectorSnapshot.empty(self.dim)
 
     # -- the snapshot readers use ------------------------------------------------------------------------
     def snapshot(self) -> VectorSnapshot:
@@ -279,6 +283,8 @@ class VectorIndex:
         with self._writer, self._flock():
             path = self._part_path()
             self._write(path, ids, vecs)
+            if self._append_only:
+                return
             snap = self._snap
             self._snap = snap.with_vectors(ids, vecs, snap.files + (self._stamp(path),))
             if len(self._snap.files) > COMPACT_AFTER_PARTS:
@@ -381,6 +387,21 @@ class VectorIndex:
                     candidates: Sequence[str] | None = None) -> list[list[tuple[str, float]]]:
         """Exact top-k for many queries at once (one matrix product per chunk of queries)."""
         return self._snap.search_many(queries, k, exclude, candidates)
+
+
+def stored_ids(directory: Path | str) -> set[str]:
+    """The ids that have a vector in an index directory, reading only the id column of each part (the vectors
+    stay memory-mapped, unread): what a bulk job needs to know what is missing."""
+    for _attempt in range(5):
+        ids: set[str] = set()
+        try:
+            for path in sorted(Path(directory).glob("part-*.arrow")):
+                with pa.memory_map(str(path), "r") as source:
+                    ids.update(ipc.open_file(source).read_all().column("id").to_pylist())
+        except FileNotFoundError:  # compacted meanwhile: list again
+            continue
+        return ids
+    raise RuntimeError(f"{directory}: part files kept changing while being read")
 
 
 def top_k(scores: np.ndarray, ids: Sequence[str], k: int, exclude: AbstractSet[str] = frozenset(),
