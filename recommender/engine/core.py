@@ -44,9 +44,12 @@ from recommender.engine.pipeline import lookup_papers
 from recommender.ids import looks_like_id, parse_arxiv_id
 from recommender.models import Paper
 from recommender.ranking.digest import Ranked, digest_candidates, rank, rank_many
+from recommender.ranking.must_include import MAX_DAILY, MAX_WEEKLY, MustInclude, merge, must_include_many
+from recommender.ranking.features import Background
+from recommender.ranking.learned import LearnedContext, background_from, background_sample, shipped_model
 from recommender.ranking.profile import Profile, ScoringParams
 from recommender.sources.arxiv import ArxivClient
-from recommender.store import Store
+from recommender.store import Store, User
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +88,13 @@ class Engine:
     embedder: Embedder | None = None
     client: ArxivClient | None = None
     params: ScoringParams = field(default_factory=ScoringParams)
+    learned: bool = True  # rank with the learned ranker (recommender.ranking.learned) when it can serve a profile
 
     def __post_init__(self) -> None:
         self._init_lock = threading.Lock()  # first use of the embedder, the indexes and the client
         self._index: VectorIndex | None = None
         self._lexical: LexicalIndex | None = None
+        self._bg: tuple[tuple[int, int], Background | None] | None = None  # (store size, background)
         self._writer = WriterLock("engine")  # one writer step at a time; never taken by the reply path
 
     # -- lazy parts -------------------------------------------------------------------------------------
@@ -379,7 +384,46 @@ class Engine:
             interest=interests, interest_vec=self.embed_text(interests) if interests else None,
         )
         self._attach_lexical(prof)
+        self._attach_learning(prof)
         return prof
+
+    def _attach_learning(self, prof: Profile) -> None:
+        """What the learned ranker reads beside the vectors: the likes' categories, the dislikes' tf-idf rows."""
+        if not self.learned or prof.positives_lex is None:
+            return
+        if prof.like_ids:
+            papers = self.store.get_papers(prof.like_ids)
+            prof.like_categories = [papers[i].categories if i in papers else [] for i in prof.like_ids]
+        if prof.dislike_ids:
+            prof.dislikes_lex = self.lexical_rows(prof.dislike_ids)
+
+    def _learned_context(self, ids: Sequence[str], profiles: Sequence[Profile]) -> LearnedContext | None:
+        """The learned ranker's context for candidates ``ids``: None when it is off, not shipped, or no profile
+        has tf-idf rows (then the similarity score ranks, as before)."""
+        if not self.learned or not any(p.positives_lex is not None for p in profiles):
+            return None
+        model = shipped_model()
+        bg = self._background()
+        if model is None or bg is None:
+            return None
+        papers = self.store.get_papers(list(ids))
+        return LearnedContext(model, bg, [papers[i].categories if i in papers else [] for i in ids])
+
+    def _background(self) -> Background | None:
+        """Background statistics of the store (a fixed sample of its vectors and their tf-idf rows), recomputed
+        when the store has grown by a tenth."""
+        snap, lex = self.index.snapshot(), self.lexical.snapshot()
+        key = (len(snap), len(lex))
+        cached = self._bg
+        if cached is not None and cached[0][0] * 1.1 >= key[0] and cached[0][1] * 1.1 >= key[1]:
+            return cached[1]
+        rows = background_sample(len(snap))
+        ids = [snap.ids[r] for r in rows.tolist()]
+        vecs = snap.matrix[rows] if len(rows) else np.zeros((0, snap.dim), np.float32)
+        lex_rows = lex.get([i for i in ids if i in lex]) if lex.ready else None
+        bg = background_from(np.asarray(vecs, np.float32), snap.dim, lex_rows)
+        self._bg = (key, bg)
+        return bg
 
     def _attach_lexical(self, prof: Profile) -> None:
         lex = self.lexical.snapshot()
@@ -442,19 +486,25 @@ class Engine:
             have = self.store.get_papers(ids)
             ids, vecs = self.ranking_vectors([c for c in ids if c in have])
         lex = self.lexical_rows(ids) if prof.positives_lex is not None else None
-        return self._recommendations(rank(prof, ids, vecs, n, min_score, skip, self.params, lex))
+        return self._recommendations(rank(prof, ids, vecs, n, min_score, skip, self.params, lex,
+                                          self._learned_context(ids, [prof])))
 
-    def digest(self, user_id: int, day: str, n: int | None = None) -> list[Recommendation]:
+    def digest(self, user_id: int, day: str, n: int | None = None,
+               days: Sequence[str] | None = None) -> list[Recommendation]:
         """``user_id``'s digest for announcement day ``day`` (see :func:`digest_candidates` for the rules).
+        ``days``: the announcement days a weekly digest covers (None: ``day`` alone). New papers by followed
+        authors and matching alerts are always in it, first (:mod:`recommender.ranking.must_include`).
         Reads only; candidates not embedded yet (beyond a few encoded on the spot) are left out and logged,
         so check :meth:`missing_vectors` first where a complete digest matters."""
         user = self.store.get_user(user_id)
         if user is None:
             raise LookupError(f"no user {user_id}")
         size = user.digest_size if n is None else n
-        cands = digest_candidates(self.store, user.id, day, user.categories, user.cross_lists)
+        covered = list(days) if days else [day]
+        must = must_include_many(self.store, [user], covered, MAX_WEEKLY if days else MAX_DAILY).get(user.id, [])
+        cands = self._candidates(user, covered)
         if not cands or size <= 0:
-            return []
+            return self._with_must([], must, size, None)
         prof = self.profile(self.store.liked_ids(user.id), self.store.disliked_ids(user.id), user.interests,
                             fetch=False)
         min_score: float | None = user.min_score
@@ -465,19 +515,55 @@ class Engine:
             prof = Profile(interest=text, interest_vec=self.embed_text(text))
             min_score, category_only = None, True
         if prof.empty:
-            return []
+            return self._with_must([], must, size, None)
         cands, vecs = self.ranking_vectors(cands)
         lex = self.lexical_rows(cands) if prof.positives_lex is not None else None
-        ranked = rank(prof, cands, vecs, size, min_score, params=self.params, lexical=lex)
+        ranked = rank(prof, cands, vecs, size, min_score, params=self.params, lexical=lex,
+                      learned=self._learned_context(cands, [prof]))
         if category_only:
             for r in ranked:
                 r.why = "new in the categories you follow"
-        return self._recommendations(ranked)
+        return self._with_must(self._recommendations(ranked), must, size, prof)
 
-    def digests(self, user_ids: Sequence[int], day: str) -> dict[int, list[Recommendation]]:
-        """The digests of many users for announcement day ``day`` in one batched ranking pass, by exactly the
-        rules of :meth:`digest` (each user's own candidates, size and minimum score; category-only users ranked
-        by their categories' names without threshold). Users without candidates or profile get []."""
+    def _candidates(self, user: User, days: Sequence[str]) -> list[str]:
+        """The user's digest candidates over announcement ``days`` (one day, or a weekly digest's days)."""
+        return list(dict.fromkeys(c for d in days for c in digest_candidates(
+            self.store, user.id, d, user.categories, user.cross_lists)))
+
+    def _with_must(self, recs: list[Recommendation], must: Sequence[MustInclude], size: int,
+                   prof: Profile | None) -> list[Recommendation]:
+        """``recs`` with the always-included papers merged in first (:func:`merge`); those the ranking did not
+        reach are scored for ``prof`` without threshold (0 without a profile)."""
+        if size <= 0:
+            return []
+        if not must:
+            return recs
+        have = {r.paper.id for r in recs}
+        missing = [m.paper_id for m in must if m.paper_id not in have]
+        scored: dict[str, Ranked] = {}
+        if missing and prof is not None and not prof.empty:
+            ids, vecs = self.ranking_vectors(missing)
+            lex = self.lexical_rows(ids) if prof.positives_lex is not None and ids else None
+            scored = {r.paper_id: r for r in rank(prof, ids, vecs, len(ids), None, params=self.params, lexical=lex)}
+        papers = self.store.get_papers(missing)
+
+        def make(m: MustInclude) -> Recommendation | None:
+            paper, r = papers.get(m.paper_id), scored.get(m.paper_id)
+            if paper is None:
+                return None
+            return Recommendation(paper, r.score if r else 0.0, m.why, similarity=r.similarity if r else None)
+
+        return merge(recs, must, size, make)
+
+    def digests(self, user_ids: Sequence[int], day: str,
+                days: Sequence[str] | None = None) -> dict[int, list[Recommendation]]:
+        """The digests of many users for announcement day ``day`` (``days``: a weekly digest's days) in one
+        batched ranking pass, by exactly the rules of :meth:`digest` (each user's own candidates, size and minimum
+        score; category-only users ranked by their categories' names without threshold; followed authors and
+        alerts first). Users without candidates or profile get their always-included papers, or []."""
+        covered = list(days) if days else [day]
+        user_objs: list[User] = []
+        prof_of: dict[int, Profile] = {}
         out: dict[int, list[Recommendation]] = {}
         profiles: list[Profile] = []
         wanted: list[list[str]] = []
@@ -491,7 +577,8 @@ class Engine:
             user = self.store.get_user(uid)
             if user is None:
                 raise LookupError(f"no user {uid}")
-            cands = digest_candidates(self.store, user.id, day, user.categories, user.cross_lists)
+            user_objs.append(user)
+            cands = self._candidates(user, covered)
             if not cands or user.digest_size <= 0:
                 continue
             prof = self.profile(self.store.liked_ids(user.id), self.store.disliked_ids(user.id), user.interests,
@@ -507,17 +594,20 @@ class Engine:
                 continue
             users.append(uid)
             profiles.append(prof)
+            prof_of[uid] = prof
             wanted.append(cands)
             sizes.append(user.digest_size)
             floors.append(floor)
             category_only.append(only)
+        must = must_include_many(self.store, user_objs, covered, MAX_WEEKLY if days else MAX_DAILY)
         if not users:
-            return out
+            return {u.id: self._with_must([], must.get(u.id, []), u.digest_size, None) for u in user_objs}
         ids, vecs = self.ranking_vectors(list(dict.fromkeys(c for cands in wanted for c in cands)))
         row = {pid: r for r, pid in enumerate(ids)}
         allowed = [np.array([row[c] for c in cands if c in row], dtype=np.int64) for cands in wanted]
         lex = self.lexical_rows(ids) if any(p.positives_lex is not None for p in profiles) else None
-        ranked = rank_many(profiles, ids, vecs, sizes, floors, self.params, lex, allowed=allowed)
+        ranked = rank_many(profiles, ids, vecs, sizes, floors, self.params, lex, allowed=allowed,
+                           learned=self._learned_context(ids, profiles))
         papers = self.store.get_papers(list({r.paper_id for rs in ranked for r in rs}))
         for uid, rs, only in zip(users, ranked, category_only, strict=True):
             if only:
@@ -526,4 +616,5 @@ class Engine:
             out[uid] = [Recommendation(papers[r.paper_id], r.score, r.why, r.nearest_id, r.nearest_cos,
                                        r.similarity if r.similarity is not None else r.score)
                         for r in rs if r.paper_id in papers]
-        return out
+        return {u.id: self._with_must(out[u.id], must.get(u.id, []), u.digest_size, prof_of.get(u.id))
+                for u in user_objs}

@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from recommender.store.bot_state import BotStateQueries
+from recommender.store.follows import FollowQueries
+from recommender.store.groups import GroupQueries
+from recommender.store.harvest import HarvestQueries, HarvestWindow
+from recommender.store.library import LibraryQueries
 from recommender.store.papers import PaperQueries, UpsertStats, content_hash
 from recommender.store.schema import SCHEMA_VERSION, migrate
 from recommender.store.taxonomy import TaxonomyQueries, UnknownCategory
@@ -28,10 +32,11 @@ from recommender.store.users import User, UserQueries
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Store", "UpsertStats", "User", "UnknownCategory", "content_hash", "SCHEMA_VERSION"]
+__all__ = ["Store", "HarvestWindow", "UpsertStats", "User", "UnknownCategory", "content_hash", "SCHEMA_VERSION"]
 
 
-class Store(PaperQueries, TaxonomyQueries, UserQueries, BotStateQueries):
+class Store(PaperQueries, TaxonomyQueries, UserQueries, BotStateQueries, HarvestQueries, FollowQueries,
+            LibraryQueries, GroupQueries):
     """One SQLite database of papers, users and their feedback; safe to share between threads."""
 
     BUSY_TIMEOUT_S = 30.0

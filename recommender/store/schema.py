@@ -135,8 +135,105 @@ V1 = """
         );
 """
 
+# author follows, keyword alerts (full-text search over titles and abstracts) and weekly digests
+V_FOLLOWS_ALERTS = """
+        -- NULL: a digest every announcement; 0-6 (Monday = 0): one a week, on that weekday at digest_hour
+        ALTER TABLE users ADD COLUMN digest_weekday INTEGER;
+        -- the matching key of each author name (accents, case, punctuation and name order folded away),
+        -- filled from authors by recommender.store.follows (ids only grow, so a high-water mark suffices)
+        CREATE TABLE author_keys (
+            author_id INTEGER PRIMARY KEY REFERENCES authors(id),
+            surname TEXT NOT NULL,
+            given TEXT NOT NULL             -- given names and initials, folded, space separated
+        );
+        CREATE INDEX idx_author_keys_surname ON author_keys(surname, given);
+        CREATE TABLE author_follows (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            surname TEXT NOT NULL,
+            given TEXT NOT NULL,
+            name TEXT NOT NULL,             -- as shown, e.g. "Claudio Bonanno"
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),
+            PRIMARY KEY (user_id, surname, given)
+        );
+        CREATE INDEX idx_author_follows_surname ON author_follows(surname);
+        CREATE TABLE alerts (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            query TEXT NOT NULL,            -- folded words, space separated: the FTS5 phrase
+            phrase TEXT NOT NULL,           -- as the user typed it (cleaned), for display
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),
+            PRIMARY KEY (user_id, query)
+        );
+        CREATE VIRTUAL TABLE papers_fts USING fts5(
+            title, abstract, content='papers', content_rowid='rowid',
+            tokenize='unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER papers_fts_insert AFTER INSERT ON papers BEGIN
+            INSERT INTO papers_fts (rowid, title, abstract) VALUES (new.rowid, new.title, new.abstract);
+        END;
+        CREATE TRIGGER papers_fts_delete AFTER DELETE ON papers BEGIN
+            INSERT INTO papers_fts (papers_fts, rowid, title, abstract)
+                VALUES ('delete', old.rowid, old.title, old.abstract);
+        END;
+        CREATE TRIGGER papers_fts_update AFTER UPDATE OF title, abstract ON papers BEGIN
+            INSERT INTO papers_fts (papers_fts, rowid, title, abstract)
+                VALUES ('delete', old.rowid, old.title, old.abstract);
+            INSERT INTO papers_fts (rowid, title, abstract) VALUES (new.rowid, new.title, new.abstract);
+        END;
+        INSERT INTO papers_fts (papers_fts) VALUES ('rebuild');
+"""
+
+# Bulk harvest progress (recommender/sources/harvest.py): one row per (route, query, window of days); a page's
+# papers and the window's cursor are committed together, so an interrupted harvest resumes where it stopped.
+V_HARVEST = """
+        CREATE TABLE harvest_windows (
+            route TEXT NOT NULL,            -- api | oai
+            query TEXT NOT NULL,            -- api: the categories asked for; oai: the set spec
+            first_day TEXT NOT NULL,        -- YYYY-MM-DD, inclusive (api: submission days; oai: datestamps)
+            last_day TEXT NOT NULL,         -- YYYY-MM-DD, inclusive
+            status TEXT NOT NULL DEFAULT 'pending',  -- pending | done | split (into two halves, done apart)
+            cursor TEXT,                    -- where to go on: api: the next start offset; oai: resumption token
+            total INTEGER,                  -- results the source reported for the window
+            pages INTEGER NOT NULL DEFAULT 0,
+            papers INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),
+            PRIMARY KEY (route, query, first_day, last_day)
+        );
+"""
+
+# library import (title matching), group chats, quick checks (bot/cmd_import.py, bot/cmd_group.py, quick checks)
+V_LIBRARY_GROUPS = """
+        -- each paper's normalised title (recommender.store.library.normalise_title), keyed lazily on import
+        CREATE TABLE title_keys (
+            paper_id TEXT PRIMARY KEY REFERENCES papers(id) ON DELETE CASCADE,
+            title_key TEXT NOT NULL,
+            content_hash TEXT NOT NULL      -- of the paper when keyed: a changed paper is keyed again
+        );
+        CREATE INDEX idx_title_keys_key ON title_keys(title_key);
+        CREATE VIRTUAL TABLE title_words USING fts5(title_key);  -- rowid = the paper's rowid
+        -- a group chat the bot serves; its settings and profile are the users row whose id is the chat id
+        CREATE TABLE chat_groups (
+            chat_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+            title TEXT NOT NULL DEFAULT '',
+            added_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now'))
+        );
+        -- quick checks: a user's choice (no row: on after their first week) and one row per digest asked about
+        CREATE TABLE quickcheck_settings (
+            user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+            enabled INTEGER NOT NULL
+        );
+        CREATE TABLE quickchecks (
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            announced TEXT NOT NULL,
+            paper_ids TEXT NOT NULL,        -- the papers asked about, space separated
+            status TEXT NOT NULL DEFAULT 'sending',  -- sending (recorded before the request) | sent | failed
+            message_id INTEGER,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),
+            PRIMARY KEY (user_id, announced)
+        );
+"""
+
 # Each migration is an SQL script run inside one transaction.
-MIGRATIONS: list[str] = [V1]
+MIGRATIONS: list[str] = [V1, V_FOLLOWS_ALERTS, V_HARVEST, V_LIBRARY_GROUPS]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

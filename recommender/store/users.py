@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 USER_SETTINGS = ("chat_id", "name", "timezone", "digest_hour", "digest_size", "min_score", "cross_lists",
-                 "paused", "active", "interests")
+                 "paused", "active", "interests", "digest_weekday")
 
 
 MAX_DIGEST_SIZE = 20
@@ -39,6 +39,7 @@ class User:
     active: bool = True
     interests: str = ""
     categories: list[str] = field(default_factory=list)
+    digest_weekday: int | None = None  # None: a digest every announcement; 0-6 (Monday = 0): weekly on that day
 
 
 class UserQueries:
@@ -62,7 +63,8 @@ class UserQueries:
                     digest_hour=_bounded(row["digest_hour"], 0, 23, 8), digest_size=_bounded(row["digest_size"], 1,
                     MAX_DIGEST_SIZE, 5), min_score=min(max(float(row["min_score"]), 0.0), 1.0),
                     cross_lists=bool(row["cross_lists"]), paused=bool(row["paused"]), active=bool(row["active"]),
-                    interests=row["interests"], categories=cats)
+                    interests=row["interests"], categories=cats,
+                    digest_weekday=row["digest_weekday"] if row["digest_weekday"] in range(7) else None)
 
     def ensure_user(self, user_id: int, **defaults: object) -> User:
         """Create the user with ``defaults`` if absent; return the stored user."""
