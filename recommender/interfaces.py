@@ -37,11 +37,14 @@ class RecommenderEngine(Protocol):
         """Nearest stored papers to an arXiv id or link (excluding itself) or to a free text."""
         ...
 
-    def digest(self, user_id: int, day: str, n: int | None = None) -> list[Recommendation]:
-        """The user's digest for announcement day ``day`` (the product's digest rules)."""
+    def digest(self, user_id: int, day: str, n: int | None = None,
+               days: Sequence[str] | None = None) -> list[Recommendation]:
+        """The user's digest for announcement day ``day`` (the product's digest rules); ``days``: the days a
+        weekly digest covers. Followed authors' and alerts' new papers are always in it."""
         ...
 
-    def digests(self, user_ids: Sequence[int], day: str) -> dict[int, list[Recommendation]]:
+    def digests(self, user_ids: Sequence[int], day: str,
+                days: Sequence[str] | None = None) -> dict[int, list[Recommendation]]:
         """The digests of many users for ``day`` in one batched ranking pass (the rules of :meth:`digest`)."""
         ...
 
