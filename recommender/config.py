@@ -32,6 +32,7 @@ class Settings:
     home: Path = Path("var")
     rss_url: str = "https://rss.arxiv.org/rss"
     api_url: str = "https://export.arxiv.org/api/query"
+    oai_url: str = "https://oaipmh.arxiv.org/oai"  # arXiv's OAI-PMH endpoint (bulk harvest)
     telegram_api_url: str = "https://api.telegram.org/bot"
     telegram_token: str = field(default="", repr=False)
     categories: tuple[str, ...] = ("cs.LG", "cs.CL", "cs.CV", "cs.AI", "stat.ML")

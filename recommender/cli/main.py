@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from recommender.cli import classify as classify_cli
+from recommender.cli import harvest as harvest_cli
 from recommender.cli import reco as reco_cli
 from recommender.cli.common import emit, open_store, settings_from
 from recommender.config import ConfigError
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     reco_cli.register(sub)
     classify_cli.register(sub)
+    harvest_cli.register(sub)
     for ep in entry_points(group="arxiv_digest.cli"):
         try:
             register_plugin = ep.load()

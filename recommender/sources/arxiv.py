@@ -468,3 +468,48 @@ class ArxivClient:
             offset += len(papers)
             if total is None:
                 break
+
+    # -- bulk harvest (recommender.sources.harvest) ----------------------------------------------------------
+    def api_pages(self, search_query: str, start: int = 0, page_size: int | None = None,
+                  max_depth: int | None = None) -> Iterator[tuple[int, list[Paper], int | None]]:
+        """The pages of one API query sorted by submission date, from offset ``start``: ``(offset, papers,
+        total)`` per page, where ``offset`` is the page's start. Stops at the end, or before a page would go
+        past ``max_depth`` results (the API does not page arbitrarily deep; the caller splits such queries).
+        An empty page before the end is asked again, with the same bounded patience as :meth:`harvest`."""
+        size = page_size or self.settings.api_page_size
+        offset, total, empty_runs = start, None, 0
+        while total is None or offset < total:
+            if max_depth is not None and offset >= max_depth:
+                return
+            want = size if max_depth is None else max(1, min(size, max_depth - offset))
+            params: dict[str, str | int] = {"search_query": search_query, "start": offset, "max_results": want,
+                                            "sortBy": "submittedDate", "sortOrder": "ascending"}
+            papers, page_total = parse_api(self._get(self.settings.api_url, params),
+                                           source=f"{self.settings.api_url} @{offset}")
+            if page_total is not None:
+                total = page_total
+            if not papers:
+                if total is not None and offset >= total:
+                    yield offset, [], total
+                    return
+                empty_runs += 1
+                if empty_runs > self.settings.api_empty_page_retries:
+                    raise ArxivError(f"arXiv kept answering empty pages at offset {offset} of {total} "
+                                     f"({empty_runs} tries); try again later")
+                log.warning("empty API page at offset %d of %s; asking again (%d/%d)", offset, total,
+                            empty_runs, self.settings.api_empty_page_retries)
+                self._wait(self.settings.api_delay * (2 ** empty_runs))
+                continue
+            empty_runs = 0
+            yield offset, papers, total
+            offset += len(papers)
+            if total is None:
+                return
+
+    def fetch_oai(self, params: dict[str, str]) -> bytes:
+        """One OAI-PMH request to the ``oai_url`` setting (the body of its 200 answer), through the same
+        politeness as the API: a slot of the process's and the state directory's arXiv budget, retries with
+        backoff on 429/5xx/timeouts honouring ``Retry-After`` (arXiv's OAI flow control is 503 + Retry-After),
+        and :func:`request_shutdown`. OAI-PMH errors (``noRecordsMatch``...) come in the 200 body."""
+        query: dict[str, str | int] = {k: v for k, v in params.items()}
+        return self._get(self.settings.oai_url, query)
