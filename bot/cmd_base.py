@@ -47,6 +47,8 @@ class Caller:
     chat_id: int | None = None
     name: str = ""
     private: bool = True
+    group: bool = False  # a group chat speaking as itself: user_id is the group's chat id (see bot.cmd_group)
+    admin: bool = False  # in a group: the member who wrote is one of its admins (checked only when it matters)
 
 
 class UserError(Exception):

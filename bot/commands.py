@@ -22,8 +22,11 @@ from . import buttons as codes
 from . import render
 from .cmd_base import MAX_ARG_CHARS, Caller, UserError
 from .cmd_digest import DigestCommands, DigestPlan
+from .cmd_group import GroupCommands
+from .cmd_import import ImportCommands
 from .cmd_papers import PaperCommands
 from .cmd_profile import ProfileCommands, parse_timezone
+from .cmd_quickcheck import QuickCheckCommands
 from .inputs import has_words
 from .reply import Button, Reply
 from .rich import Rich
@@ -50,11 +53,13 @@ COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("unlike", "forget a like or dislike", "/unlike 1706.03762"),
     CommandInfo("likes", "the papers you liked, 10 a page", "/likes 2"),
     CommandInfo("export", "your liked papers as a BibTeX file", "/export"),
+    CommandInfo("import", "like every paper of your library: send a BibTeX, RIS or id-list file (terminal: a path)",
+                "/import library.bib"),
     CommandInfo("similar", "papers close to an id, a link or any text; optional count", "/similar 1706.03762 5"),
     CommandInfo("classify", "arXiv categories for a paper or a title (blank line, then abstract)",
                 "/classify Attention is all you need"),
     CommandInfo("digest", "today's digest, now", "/digest"),
-    CommandInfo("settings", "digest hour, timezone, size, minimum score, cross-lists, pause",
+    CommandInfo("settings", "digest hour, timezone, size, minimum score, cross-lists, quick checks, pause",
                 "/settings timezone Europe/Berlin"),
     CommandInfo("pause", "stop daily digests (/resume to restart)", "/pause"),
     CommandInfo("resume", "restart daily digests", "/resume"),
@@ -63,7 +68,7 @@ COMMANDS: tuple[CommandInfo, ...] = (
 COMMAND_NAMES = {c.name for c in COMMANDS}
 
 
-class Commands(PaperCommands, ProfileCommands, DigestCommands):
+class Commands(ImportCommands, GroupCommands, QuickCheckCommands, PaperCommands, ProfileCommands, DigestCommands):
     """Every command; ``handle`` and ``press`` dispatch to them. Thread-confined like its base."""
 
     def handle(self, caller: Caller, text: str) -> list[Reply]:
@@ -77,6 +82,8 @@ class Commands(PaperCommands, ProfileCommands, DigestCommands):
             user = self.user(caller)
             if not text:
                 return [Reply.plain("Send me a command, e.g. /help.")]
+            if caller.group and (gate := self.group_gate(caller, user, name)) is not None:
+                return [gate]  # a group's own /start, or a non-admin changing its settings
             if not name:
                 return self._free_text(user, text)
             method = getattr(self, f"cmd_{name}", None) if name in COMMAND_NAMES else None
@@ -102,6 +109,8 @@ class Commands(PaperCommands, ProfileCommands, DigestCommands):
         try:
             user = self.user(caller)
             press = codes.parse(data)
+            if (gate := self.group_press_gate(caller, data)) is not None:
+                return [gate]
             rows = buttons or []
             if isinstance(press, codes.Feedback):
                 return self._press_feedback(user, press, rows)

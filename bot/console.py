@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 LOCAL_USER = Caller(user_id=1, chat_id=None, name="")
 # commands (and button kinds) that may use the embedding model or the vectors; the rest answer during warm-up
-NEEDS_MODELS = {"similar", "digest", "like", "dislike", "classify"}
+NEEDS_MODELS = {"similar", "digest", "like", "dislike", "classify", "import"}
 BUTTONS_NEEDING_MODELS = {codes.LIKE, codes.DISLIKE, codes.SIMILAR, codes.CLASSIFY}
 MAX_BUTTON_NUMBER = 999  # a line of only digits up to this is a button press when buttons are shown
 
@@ -51,6 +51,7 @@ class Console:
     def __init__(self, commands: Commands, out: IO[str] | None = None, caller: Caller = LOCAL_USER,
                  echo: bool = False, warmup: WarmupState | None = None) -> None:
         self.commands = commands
+        commands.local_files = True  # /import PATH reads this machine's files (never so in Telegram)
         self.warmup = warmup
         self.out = out or sys.stdout
         self.caller = caller

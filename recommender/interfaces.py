@@ -11,6 +11,7 @@ Importing this module loads no model and no heavy dependency.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
@@ -35,6 +36,12 @@ class RecommenderEngine(Protocol):
 
     def similar(self, query: str, n: int = 10) -> list[Recommendation]:
         """Nearest stored papers to an arXiv id or link (excluding itself) or to a free text."""
+        ...
+
+    def recommend(self, likes: Sequence[str], dislikes: Sequence[str] = (), interests: str = "",
+                  candidates: Sequence[str] | None = None, n: int = 10, min_score: float | None = None,
+                  exclude: AbstractSet[str] = frozenset()) -> list[Recommendation]:
+        """``candidates`` ranked for an ad-hoc profile (likes, dislikes, interests), best first."""
         ...
 
     def digest(self, user_id: int, day: str, n: int | None = None,
