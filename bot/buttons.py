@@ -4,7 +4,8 @@ A button's data is ``KIND:payload`` and must fit Telegram's 64 bytes (``bot.repl
 The kinds: ``L``/``D`` like/dislike (``L:<number in the digest, 0 on a card>:<paper id>``), ``S`` more like
 this and ``C`` classify (``S:<paper id>``), ``FG`` a field's menu (``FG:<index>``, ``FG:`` all fields), ``F``
 follow/unfollow a category (``F:<code>``), ``LK`` a page of likes (``LK:<page>``), ``ST`` a settings toggle
-(``ST:pause``, ``ST:resume``, ``ST:cross:on``, ``ST:cross:off``). The encoders below build the data; :func:`parse`
+(``ST:pause``, ``ST:resume``, ``ST:cross:on``, ``ST:cross:off``), ``FA`` follow an author chosen from a list
+(``FA:<author id>``: a row of the store's ``authors`` table). The encoders below build the data; :func:`parse`
 turns pressed data into a typed :class:`Press` and raises :class:`StaleButton` for anything it did not write
 (an old kind, a forged ``LK:²``, an id that is not an arXiv id), so a bad press is answered, never a crash.
 """
@@ -18,7 +19,9 @@ from recommender.ids import InvalidArxivId, parse_arxiv_id
 from .inputs import ascii_int
 
 LIKE, DISLIKE, SIMILAR, CLASSIFY, FIELD, FOLLOW, LIKES, SETTINGS = "L", "D", "S", "C", "FG", "F", "LK", "ST"
-KINDS = (LIKE, DISLIKE, SIMILAR, CLASSIFY, FIELD, FOLLOW, LIKES, SETTINGS)
+AUTHOR = "FA"
+KINDS = (LIKE, DISLIKE, SIMILAR, CLASSIFY, FIELD, FOLLOW, LIKES, SETTINGS, AUTHOR)
+MAX_AUTHOR_ID = 2**62
 MAX_NUMBER = 99  # a paper's number in a digest
 MAX_FIELD = 99  # a field menu's index
 MAX_PAGE = 100_000
@@ -62,11 +65,16 @@ class LikesPage:
 
 
 @dataclass(frozen=True)
+class AuthorPick:
+    author_id: int
+
+
+@dataclass(frozen=True)
 class SettingToggle:
     action: str  # one of SETTING_ACTIONS
 
 
-Press = Feedback | PaperAction | FieldMenu | Follow | LikesPage | SettingToggle
+Press = Feedback | PaperAction | FieldMenu | Follow | LikesPage | SettingToggle | AuthorPick
 
 
 # -- encoders ---------------------------------------------------------------------------------------------
@@ -92,6 +100,10 @@ def field_menu(index: int | None = None) -> str:
 
 def follow(code: str) -> str:
     return f"{FOLLOW}:{code}"
+
+
+def follow_author(author_id: int) -> str:
+    return f"{AUTHOR}:{author_id}"
 
 
 def likes_page(page: int) -> str:
@@ -139,6 +151,10 @@ def parse(data: str) -> Press:
         return Follow(payload)
     if kind == LIKES:
         return LikesPage(_int(payload, 1, MAX_PAGE))
+    if kind == AUTHOR:
+        if not payload.isascii() or not payload.isdigit() or len(payload) > 19 or not 0 < int(payload) < MAX_AUTHOR_ID:
+            raise StaleButton(OUT_OF_DATE)
+        return AuthorPick(int(payload))
     if payload not in SETTING_ACTIONS:
         raise StaleButton(OUT_OF_DATE)
     return SettingToggle(payload)

@@ -198,7 +198,8 @@ class CommandsBase:
                 "is unreachable).")
 
     def _has_profile(self, user: User) -> bool:
-        return bool(user.categories or user.interests or self.store.liked_ids(user.id))
+        return bool(user.categories or user.interests or self.store.liked_ids(user.id)
+                    or self.store.followed_authors(user.id) or self.store.alerts(user.id))
 
     def _profile_status(self, user: User) -> Rich:
         likes = len(self.store.liked_ids(user.id))

@@ -1,8 +1,9 @@
 """Commands about what a user wants: categories to follow (by name or from menus), interests, settings.
 
-Category menus go field by field (taxonomy groups) with a toggle button per category; settings cover the
-digest hour and IANA timezone, size, minimum score, cross-lists, pause and resume, each validated with a
-reply that says what a good value looks like.
+Category menus go field by field (taxonomy groups) with a toggle button per category; ``/follow author NAME``
+is handed to :mod:`bot.cmd_follow`. Settings cover the digest hour and IANA timezone, frequency (daily, or
+weekly on a weekday), size, minimum score, cross-lists, pause and resume, each validated with a reply that
+says what a good value looks like.
 """
 from __future__ import annotations
 
@@ -18,12 +19,36 @@ from recommender.store.users import MAX_DIGEST_SIZE
 
 from . import buttons as codes
 from . import render
-from .cmd_base import MAX_INTERESTS, CommandsBase, UserError, parse_int
+from .cmd_base import MAX_INTERESTS, UserError, parse_int
+from .cmd_follow import FollowCommands, author_args
 from .inputs import ascii_number, has_words, visible_text
 from .reply import Button, Reply
 from .rich import Rich
 
 log = logging.getLogger(__name__)
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def parse_frequency(text: str) -> int | None:
+    """``daily`` -> None; ``weekly [weekday]`` (``weekly monday``, ``weekly mon``; Monday when none is said) -> the
+    weekday, Monday = 0. UserError for anything else."""
+    words = text.lower().replace(",", " ").split()
+    if words in (["daily"], ["day"], ["every", "day"]):
+        return None
+    if words and words[0] in {"weekly", "week"}:
+        words = words[1:]
+        if words[:1] == ["on"]:
+            words = words[1:]
+        if not words:
+            return 0
+        if len(words) == 1:
+            name = words[0].rstrip("s") if words[0].endswith("days") else words[0]
+            for k, day in enumerate(WEEKDAYS):
+                if len(name) >= 3 and day.startswith(name):
+                    return k
+    raise UserError("Say daily, or weekly and a weekday, e.g. /settings frequency weekly monday")
+
 
 @lru_cache(maxsize=1)
 def _timezones() -> tuple[str, ...]:
@@ -53,7 +78,7 @@ def _on_off(text: str) -> bool:
     raise UserError("Say on or off, e.g. /settings crosslists off")
 
 
-class ProfileCommands(CommandsBase):
+class ProfileCommands(FollowCommands):
     # -- categories -------------------------------------------------------------------------------------
     def _group_menu_buttons(self) -> list[list[Button]]:
         buttons = [Button(g, codes.field_menu(i)) for i, (g, _) in enumerate(self._groups)]
@@ -88,10 +113,13 @@ class ProfileCommands(CommandsBase):
             raise UserError(errors[0][0].upper() + errors[0][1:] + " Nothing was changed.")
         return list(dict.fromkeys(codes))
 
-    def cmd_follow(self, user: User, args: str) -> Reply:
+    def cmd_follow(self, user: User, args: str) -> Reply | list[Reply]:
+        if (name := author_args(args)) is not None:
+            return self.follow_author(user, name)
         tokens = [t for t in re.split(r"[\s,;]+", args) if t]
         if not tokens:
-            return self._group_menu(user)
+            authors = self.authors_overview(user)
+            return [self._group_menu(user), authors] if authors is not None else self._group_menu(user)
         if len(tokens) > 50:
             raise UserError("That is too many categories at once; send at most 50.")
         codes = self._canonical(tokens)
@@ -104,6 +132,8 @@ class ProfileCommands(CommandsBase):
         return Reply(out)
 
     def cmd_unfollow(self, user: User, args: str) -> Reply:
+        if (name := author_args(args)) is not None:
+            return self.unfollow_author(user, name)
         tokens = [t for t in re.split(r"[\s,;]+", args) if t]
         if not tokens:
             if not user.categories:
@@ -166,11 +196,14 @@ class ProfileCommands(CommandsBase):
         if note:
             out.text(note).nl(2)
         out.b("Your settings").nl()
-        out.text(f"Digest at {user.digest_hour:02d}:00 {user.timezone}, up to {user.digest_size} papers, "
+        when = "" if user.digest_weekday is None else f"weekly on {WEEKDAYS[user.digest_weekday].title()}s "
+        out.text(f"Digest {when}at {user.digest_hour:02d}:00 {user.timezone}, up to {user.digest_size} papers, "
                  f"minimum score {user.min_score:.2f}").nl()
         out.text(f"Cross-lists: {'on' if user.cross_lists else 'off'} · Digests: "
                  f"{'paused' if user.paused else 'on'}").nl(2)
         out.text("Change: ").code("/settings hour 7").text(", ").code("/settings timezone Europe/Berlin")
+        out.text(", ").code("/settings frequency weekly monday" if user.digest_weekday is None
+                            else "/settings frequency daily")
         out.text(", ").code("/settings size 8").text(", ").code("/settings minscore 0.25").text(", ")
         out.code("/settings crosslists off").text(", ").code("/pause").text(", ").code("/resume")
         buttons = [[Button("▶ resume digests" if user.paused else "⏸ pause digests",
@@ -188,6 +221,12 @@ class ProfileCommands(CommandsBase):
                "cross": "crosslists", "cross-lists": "crosslists", "cross_lists": "crosslists"}.get(key, key)
         if key in {"pause", "resume"}:
             return self._set(user, paused=int(key == "pause"))
+        if key in {"daily", "weekly"}:  # /settings weekly monday
+            key, value = "frequency", " ".join(tokens)
+        if key in {"frequency", "freq", "every"}:
+            if not value:
+                raise UserError("Say daily, or weekly and a weekday, e.g. /settings frequency weekly monday")
+            return self._set(user, digest_weekday=parse_frequency(value))
         if not value:
             raise UserError(f"Give a value, e.g. {self._setting_example(key)}")
         if key == "hour":
@@ -206,8 +245,8 @@ class ProfileCommands(CommandsBase):
             return self._set(user, min_score=score)
         if key == "crosslists":
             return self._set(user, cross_lists=int(_on_off(value)))
-        raise UserError(f"I have no setting {render.clean(key, 30)!r}. Settings: hour, timezone, size, minscore, "
-                        "crosslists, pause, resume. Send /settings to see yours.")
+        raise UserError(f"I have no setting {render.clean(key, 30)!r}. Settings: hour, timezone, frequency, size, "
+                        "minscore, crosslists, pause, resume. Send /settings to see yours.")
 
     @staticmethod
     def _setting_example(key: str) -> str:

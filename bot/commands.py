@@ -44,8 +44,14 @@ class CommandInfo:
 
 COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("start", "what I do and a one-minute set-up", "/start"),
-    CommandInfo("follow", "follow arXiv categories (no argument: pick from a menu)", "/follow cs.LG astro-ph.GA"),
-    CommandInfo("unfollow", "stop following categories", "/unfollow astro-ph.GA"),
+    CommandInfo("follow", "follow arXiv categories (/follow cs.LG astro-ph.GA; no argument: a menu, your authors "
+                "and suggestions) or an author, whose new papers are then always in your digest",
+                "/follow author Claudio Bonanno"),
+    CommandInfo("unfollow", "stop following categories or an author", "/unfollow author Claudio Bonanno"),
+    CommandInfo("alert", "papers whose title or abstract has a phrase are always in your digest",
+                "/alert cathetus rule"),
+    CommandInfo("alerts", "your alerts", "/alerts"),
+    CommandInfo("unalert", "remove an alert (by phrase or number)", "/unalert cathetus rule"),
     CommandInfo("interests", "describe your interests in a sentence (- to clear)",
                 "/interests graph neural networks for molecules"),
     CommandInfo("like", "like papers by id or link", "/like 1706.03762 https://arxiv.org/abs/2005.14165"),
@@ -122,6 +128,8 @@ class Commands(ImportCommands, GroupCommands, QuickCheckCommands, PaperCommands,
                 return self._press_group(user, press.index)
             if isinstance(press, codes.Follow):
                 return self._press_follow(user, press.code)
+            if isinstance(press, codes.AuthorPick):
+                return self._press_author(user, press.author_id)
             if isinstance(press, codes.LikesPage):
                 return self._press_likes(user, press.page)
             return self._press_settings(user, press.action)

@@ -41,10 +41,17 @@ class BotStateQueries:
         return dict(self.conn.execute("SELECT user_id, status FROM digests WHERE announced = ?", (announced,)))
 
     def profiled_user_ids(self) -> set[int]:
-        """Users who follow a category, described interests or liked a paper."""
+        """Users who follow a category or an author, described interests, set an alert or liked a paper."""
         return {r[0] for r in self.conn.execute(
             "SELECT user_id FROM user_categories UNION SELECT id FROM users WHERE interests != '' "
-            "UNION SELECT user_id FROM feedback WHERE value = 1")}
+            "UNION SELECT user_id FROM feedback WHERE value = 1 "
+            "UNION SELECT user_id FROM author_follows UNION SELECT user_id FROM alerts")}
+
+    def announcement_days_between(self, after: str, until: str) -> list[str]:
+        """Announcement days ``after`` < day <= ``until`` (ISO dates), oldest first: a weekly digest's days."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT announced FROM announcements WHERE announced > ? AND announced <= ? ORDER BY announced",
+            (after, until))]
 
     def notices(self, local_days: Iterable[str]) -> set[tuple[int, str]]:
         days = sorted(set(local_days))
