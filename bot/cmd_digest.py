@@ -1,11 +1,16 @@
-"""The digest: ranking a day's papers for a user into one compact message, and the messages for days
-when nothing matched or nothing was announced.
+"""The digest: ranking a day's papers (a weekly digest: a week's) for a user into one compact message, and the
+messages for days when nothing matched or nothing was announced.
+
+Papers by followed authors and papers matching alerts come first, with their reason as the why-line (the engine
+puts them there: :mod:`recommender.ranking.must_include`). A weekly digest is keyed by the latest announcement day
+it covers, like a daily one, so recording, re-sending and "never twice" work the same.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Protocol
 
 from recommender.models import Paper
@@ -15,6 +20,7 @@ from . import render
 from .cmd_base import CommandsBase
 from .reply import Reply
 from .rich import Rich
+from .schedule import WEEK, covered_days
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +32,7 @@ class DigestPlan:
     reply: Reply
     items: list[tuple[str, int, float]] = field(default_factory=list)  # (paper id, rank, score)
     resent: bool = False  # a digest whose first sending was interrupted, sent again with a note saying so
+    days: tuple[str, ...] = ()  # a weekly digest: the announcement days it covers (``day`` is the latest)
 
 
 RESENT_NOTE = "↻ Re-sent after an interruption; you may have had this already."
@@ -55,9 +62,13 @@ class _Stored:
 
 class DigestCommands(CommandsBase):
     # -- digests ----------------------------------------------------------------------------------------
-    def plan_digest(self, user: User, day: str, recs: Sequence[DigestItem]) -> DigestPlan:
-        """The compact digest message for ``recs`` (Recommendations) of announcement ``day``."""
-        out = Rich().b(f"Your arXiv digest for {day}").nl()
+    def plan_digest(self, user: User, day: str, recs: Sequence[DigestItem],
+                    days: Sequence[str] = ()) -> DigestPlan:
+        """The compact digest message for ``recs`` (Recommendations) of announcement ``day`` (weekly: ``days``)."""
+        if len(days) > 1:
+            out = Rich().b(f"Your weekly arXiv digest, {days[0]} to {day}").nl()
+        else:
+            out = Rich().b(f"Your arXiv digest for {day}").nl()
         ids = [r.paper.id for r in recs]
         preds = self._predictions(ids)
         unpredicted = [i for i in ids if i not in preds]
@@ -72,10 +83,11 @@ class DigestCommands(CommandsBase):
         liked, disliked = set(self.store.liked_ids(user.id)), set(self.store.disliked_ids(user.id))
         buttons = render.digest_buttons([(k, r.paper.id) for k, r in enumerate(recs, 1)], liked, disliked)
         items = [(r.paper.id, k, float(r.score)) for k, r in enumerate(recs, 1)]
-        return DigestPlan(day, Reply(out, buttons=buttons), items)
+        return DigestPlan(day, Reply(out, buttons=buttons), items, days=tuple(days))
 
-    def empty_digest(self, user: User, day: str) -> Reply:
-        out = Rich().text(f"Nothing in arXiv's announcement of {day} matched your profile closely enough")
+    def empty_digest(self, user: User, day: str, days: Sequence[str] = ()) -> Reply:
+        what = f"arXiv's announcements of {days[0]} to {day}" if len(days) > 1 else f"arXiv's announcement of {day}"
+        out = Rich().text(f"Nothing in {what} matched your profile closely enough")
         out.text(f" (minimum score {user.min_score:.2f}).").nl()
         if not self._has_profile(user):
             out.text("Tell me what you like first: /follow, /interests or /like.")
@@ -83,19 +95,31 @@ class DigestCommands(CommandsBase):
             out.text("Lower the bar with ").code("/settings minscore 0.2").text(" or follow more categories.")
         return Reply(out)
 
-    def build_digest(self, user: User, day: str, recs: Sequence[DigestItem] | None = None) -> DigestPlan:
-        """Rank ``day``'s papers for ``user`` (or take ``recs`` ranked already); an empty plan (no items) carries
-        the 'nothing matched' reply."""
+    def build_digest(self, user: User, day: str, recs: Sequence[DigestItem] | None = None,
+                     days: Sequence[str] = ()) -> DigestPlan:
+        """Rank ``day``'s papers (``days``: a weekly digest's days) for ``user`` (or take ``recs`` ranked already);
+        an empty plan (no items) carries the 'nothing matched' reply."""
+        days = tuple(days) if len(days) > 1 else ()
         if recs is None:
-            recs = list(self.engine.digest(user.id, day, n=user.digest_size))
+            recs = list(self.engine.digest(user.id, day, n=user.digest_size, days=days or None))
         if not recs:
-            return DigestPlan(day, self.empty_digest(user, day), [])
-        return self.plan_digest(user, day, recs)
+            return DigestPlan(day, self.empty_digest(user, day, days), [], days=days)
+        return self.plan_digest(user, day, recs, days)
 
-    def build_digests(self, users: Sequence[User], day: str) -> dict[int, DigestPlan]:
-        """The plans of many users' digests of ``day``, ranked in one batched pass (``Engine.digests``)."""
-        ranked = self.engine.digests([u.id for u in users], day)
-        return {u.id: self.build_digest(u, day, ranked.get(u.id, [])) for u in users}
+    def build_digests(self, users: Sequence[User], day: str,
+                      days: Sequence[str] = ()) -> dict[int, DigestPlan]:
+        """The plans of many users' digests of ``day`` (``days``: a weekly digest's days), ranked in one batched
+        pass (``Engine.digests``)."""
+        days = tuple(days) if len(days) > 1 else ()
+        ranked = self.engine.digests([u.id for u in users], day, days=days or None)
+        return {u.id: self.build_digest(u, day, ranked.get(u.id, []), days) for u in users}
+
+    def week_days(self, user: User, day: str) -> tuple[str, ...]:
+        """The announcement days /digest covers for a weekly user: the week up to ``day`` (() for daily users)."""
+        if user.digest_weekday is None:
+            return ()
+        start = (date.fromisoformat(day) - timedelta(days=WEEK)).isoformat()
+        return covered_days(self.store.announcement_days_between(start, day), day, None)
 
     def resend_digest(self, user: User, day: str) -> DigestPlan | None:
         """The digest of ``day`` whose sending was interrupted (status ``sending``), again, from its recorded
@@ -128,7 +152,7 @@ class DigestCommands(CommandsBase):
             out.text("), describe your interests (").code("/interests ...").text(") or like a paper (")
             out.code("/like ID").text("), then ask again.")
             return Reply(out)
-        plan = self.build_digest(user, day)
+        plan = self.build_digest(user, day, days=self.week_days(user, day))
         if plan.items:
             plan.reply.delivery = plan
             return plan.reply

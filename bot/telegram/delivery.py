@@ -133,14 +133,15 @@ class Deliverer:
 
     async def _plans(self, dues: list[Due], report: DeliveryReport) -> dict[tuple[int, str], DigestPlan]:
         """The digests of the run: interrupted ones from their recorded papers (marked), the others ranked in
-        one batched pass per announcement day. Whatever fails here is built user by user when sent."""
+        one batched pass per announcement day (and per set of covered days: weekly digests). Whatever fails here
+        is built user by user when sent."""
         rt = self.rt
         plans: dict[tuple[int, str], DigestPlan] = {}
-        days: dict[str, list[Due]] = {}
+        days: dict[tuple[str, tuple[str, ...]], list[Due]] = {}
         for d in dues:
-            days.setdefault(d.day, []).append(d)
+            days.setdefault((d.day, d.days), []).append(d)
         t = time.monotonic()
-        for day, group in days.items():
+        for (day, covered), group in days.items():
             statuses = await rt.call(rt.store.digest_statuses, day)
             fresh = []
             for d in group:
@@ -153,7 +154,7 @@ class Deliverer:
             if not fresh:
                 continue
             try:
-                built = await rt.call(rt.commands.build_digests, fresh, day)
+                built = await rt.call(rt.commands.build_digests, fresh, day, covered)
             except Exception:
                 log.exception("batched ranking of %d digests for %s failed; ranking them one by one", len(fresh),
                               day)
@@ -175,7 +176,7 @@ class Deliverer:
                 report.messages += 1
                 return
             if plan is None:
-                plan = await rt.call(rt.commands.build_digest, user, d.day)
+                plan = await rt.call(rt.commands.build_digest, user, d.day, None, d.days)
             if not plan.items:
                 await rt.call(rt.store.set_digest_status, user.id, d.day, "empty")  # at most once
                 sent = await send_reply(self.bot, chat, plan.reply)
