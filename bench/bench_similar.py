@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import importlib
 import json
 import os
 import shutil
@@ -186,16 +187,21 @@ EFS = (32, 64, 128)
 FETCH = 40  # candidates rescored exactly from the fp32 matrix
 
 
+def _lib(name: str) -> Any:
+    """A library of the comparison (faiss-cpu and hnswlib are not dependencies: pip install them to compare)."""
+    return importlib.import_module(name)
+
+
 def lib_build(variant: str, n: int, path: Path) -> dict[str, Any]:
     data = np.asarray(grown(n))
     t = time.perf_counter()
     if variant.startswith("usearch"):
-        from usearch.index import Index
+        Index = _lib("usearch.index").Index
         index = Index(ndim=DIM, metric="cos", dtype=variant.split("-")[1], connectivity=M, expansion_add=EF_ADD)
         index.add(np.arange(n, dtype=np.uint64), data, threads=os.cpu_count() or 1)
         index.save(str(path))
     elif variant.startswith("faiss"):
-        import faiss
+        faiss = _lib("faiss")
         faiss.omp_set_num_threads(os.cpu_count() or 1)
         if variant == "faiss-hnsw-sq8":
             fi = faiss.IndexHNSWSQ(DIM, faiss.ScalarQuantizer.QT_8bit, M, faiss.METRIC_INNER_PRODUCT)
@@ -206,8 +212,7 @@ def lib_build(variant: str, n: int, path: Path) -> dict[str, Any]:
         fi.add(data)
         faiss.write_index(fi, str(path))
     else:
-        import hnswlib
-        hi = hnswlib.Index(space="ip", dim=DIM)
+        hi = _lib("hnswlib").Index(space="ip", dim=DIM)
         hi.init_index(max_elements=n, M=M, ef_construction=EF_ADD)
         hi.add_items(data, np.arange(n), num_threads=os.cpu_count() or 1)
         hi.save_index(str(path))
@@ -222,15 +227,14 @@ def lib_query(variant: str, n: int, path: Path) -> dict[str, Any]:
     t = time.perf_counter()
     mmap = "no"
     if variant.startswith("usearch"):
-        from usearch.index import Index
-        index = Index.restore(str(path), view=True)
+        index = _lib("usearch.index").Index.restore(str(path), view=True)
         mmap = "yes (Index.restore(view=True))"
 
         def search(v: np.ndarray, k: int, ef: int) -> list[int]:
             index.expansion_search = ef
             return [int(x) for x in index.search(v, k).keys]
     elif variant.startswith("faiss"):
-        import faiss
+        faiss = _lib("faiss")
         faiss.omp_set_num_threads(1)
         try:
             fi = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
@@ -243,8 +247,7 @@ def lib_query(variant: str, n: int, path: Path) -> dict[str, Any]:
             fi.hnsw.efSearch = ef
             return [int(x) for x in fi.search(v[None, :], k)[1][0] if x >= 0]
     else:
-        import hnswlib
-        hi = hnswlib.Index(space="ip", dim=DIM)
+        hi = _lib("hnswlib").Index(space="ip", dim=DIM)
         hi.load_index(str(path), max_elements=n)
         hi.set_num_threads(1)
 
