@@ -42,6 +42,7 @@ from bot.commands import DigestPlan
 from bot.reply import Reply
 from bot.rich import Rich, split, to_html, to_plain
 from bot.schedule import Due, due_now
+from bot.telegram.quickcheck import send_quick_check
 from bot.telegram.runtime import Runtime, runtime
 from bot.telegram.sending import MAX_TEXT, NO_PREVIEW, keyboard, retrying, send_reply
 
@@ -192,6 +193,7 @@ class Deliverer:
             report.repaired += repaired
             if plan.resent:
                 log.info("digest re-sent after an interruption: user=%s day=%s", user.id, d.day)
+            report.messages += await send_quick_check(rt, self.bot, user, d.day, chat)  # at most once a digest
         except Forbidden:
             log.info("user %s blocked the bot; marking inactive", user.id)
             await rt.call(rt.store.update_user, user.id, active=0)

@@ -20,10 +20,12 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
+from bot.cmd_group import needs_admin
 from bot.commands import Caller, Commands, DigestPlan
 from bot.reply import Reply, keyboard_equal
 from bot.rich import split, to_html
 from bot.telegram.delivery import log_digest
+from bot.telegram.groups import GROUP_TYPES, group_caller, group_membership, group_press_caller
 from bot.telegram.runtime import Runtime, runtime
 from bot.telegram.sending import MAX_TEXT, NO_PREVIEW, buttons_of, keyboard, retrying, send_reply
 
@@ -111,17 +113,26 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 @queued
 async def on_group(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    msg = update.effective_message
+    """A command in a group: answered as the group itself (bot.telegram.groups); admins only for settings."""
+    rt, msg = runtime(context), update.effective_message
     assert msg is not None
     addressed = (msg.text or "").split()[0].partition("@")[2] if msg.text else ""
     if addressed and addressed.lower() != (context.bot.username or "").lower():
         return  # a command for another bot in the group
-    await send_reply(context.bot, msg.chat_id, Commands.group_chat())
+    if update.effective_chat is None or update.effective_chat.type not in GROUP_TYPES:
+        await send_reply(context.bot, msg.chat_id, Commands.group_chat())  # a channel
+        return
+    caller = await group_caller(context.bot, update, needs_admin(msg.text or ""))
+    replies = await rt.call(rt.commands.handle, caller, msg.text or "")
+    await answer(rt, context.bot, msg.chat_id, caller.user_id, replies)
 
 
 async def on_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A user blocked (or unblocked) the bot: stop (or resume) their digests at once."""
     change = update.my_chat_member
+    if change is not None and change.chat.type in GROUP_TYPES:
+        await group_membership(runtime(context), context.bot, change)  # added to or removed from a group
+        return
     if change is None or change.chat.type != "private":
         return
     active = change.new_chat_member.status not in ("kicked", "left")
@@ -153,11 +164,12 @@ async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     rt, query = runtime(context), update.callback_query
     assert query is not None
-    if not own_chat(update):  # an inline message, or a (forged) press in a group or someone else's chat
+    caller = caller_of(update) if own_chat(update) else \
+        await group_press_caller(rt, context.bot, update, query.data or "")  # a group the bot serves
+    if caller is None:  # an inline message, or a (forged) press in another group or someone else's chat
         with contextlib.suppress(BadRequest):
             await query.answer(PRIVATE_BUTTONS)
         return
-    caller = caller_of(update)
     message = query.message if isinstance(query.message, Message) else None  # None: Telegram no longer shows it
     old = buttons_of(message.reply_markup) if message else []
     replies = await rt.call(rt.commands.press, caller, query.data or "", old)

@@ -23,12 +23,13 @@ FUZZY_MIN_CHARS = 20
 FTS_CANDIDATES = 8
 KEY_BATCH = 5000
 _LATEX_CMD = re.compile(r"\\[A-Za-z]+\*?|\\.")
+_ACCENTS = "\"'`^~=."  # \"o, \'e, ...: the accent goes, the letter stays
 
 
 def normalise_title(title: str) -> str:
     """The matching key of a title: LaTeX braces and commands gone, accents stripped, case folded, punctuation
     and runs of spaces as one space (``"{BERT}: Pre-training of Deep"`` -> ``"bert pre training of deep"``)."""
-    t = _LATEX_CMD.sub(lambda m: "" if m[0][1:2].isalpha() else m[0][1:], title or "")
+    t = _LATEX_CMD.sub(lambda m: "" if m[0][1:2].isalpha() or m[0][1:2] in _ACCENTS else m[0][1:], title or "")
     t = unicodedata.normalize("NFKD", t.replace("{", "").replace("}", ""))
     t = "".join(ch for ch in t if not unicodedata.combining(ch)).casefold()
     return " ".join(re.sub(r"[\W_]+", " ", t).split())

@@ -3,13 +3,16 @@
 It speaks the Bot API over HTTP (``/bot<token>/<method>``, form, multipart or JSON bodies) well enough for
 python-telegram-bot: ``getMe``, ``getUpdates`` (long polling), ``setMyCommands``, ``sendMessage``,
 ``editMessageText``, ``editMessageReplyMarkup``, ``answerCallbackQuery``, ``sendDocument``,
-``sendChatAction``, ``deleteWebhook``. And it refuses what Telegram refuses, with Telegram's error texts:
-message text over 4096 characters (UTF-16 units, after entity parsing) or empty, invalid HTML (unknown or
-unbalanced tags, a bare ``<``, ``>`` or ``&``), callback data over 64 bytes, an edit to identical content
-("message is not modified"), callback answers over 200 characters; it answers 429 with ``retry_after`` when
-more than ``max_per_second`` messages arrive within a second overall or more than ``max_per_chat`` within a
-second to one chat, 403 for users who blocked the bot, 401 for any token but its own, and injected 5xx
-errors or delays on demand. Tests play users with :meth:`FakeTelegram.send_text` and :meth:`FakeTelegram.press`
+``sendChatAction``, ``deleteWebhook``, ``getFile`` (the file itself served under ``/file/bot<token>/``) and
+``getChatMember`` (group admins in :attr:`FakeTelegram.admins`). And it refuses what Telegram refuses, with
+Telegram's error texts: message text over 4096 characters (UTF-16 units, after entity parsing) or empty,
+invalid HTML (unknown or unbalanced tags, a bare ``<``, ``>`` or ``&``), callback data over 64 bytes, an edit
+to identical content ("message is not modified"), callback answers over 200 characters; it answers 429 with
+``retry_after`` when more than ``max_per_second`` messages arrive within a second overall or more than
+``max_per_chat`` within a second to one chat, 403 for users who blocked the bot (and groups it left), 401 for
+any token but its own, and injected 5xx errors or delays on demand. Tests play users with
+:meth:`FakeTelegram.send_text`, :meth:`FakeTelegram.send_document`, :meth:`FakeTelegram.send_group_text`,
+:meth:`FakeTelegram.group_member_update` and :meth:`FakeTelegram.press`
 (also forged or odd presses: from a group, on a message Telegram no longer shows, with only an
 ``inline_message_id``), delete messages with :meth:`FakeTelegram.delete`, put raw (even malformed) updates
 into ``getUpdates`` with :meth:`FakeTelegram.inject`, and read what the bot sent from :attr:`FakeTelegram.chats`.
@@ -182,6 +185,10 @@ class FakeTelegram:
         self.errors: list[tuple[str, int, str]] = []  # (method, code, description) we answered
         self.commands: list[dict] = []
         self.blocked: set[int] = set()
+        self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, content) of documents users sent
+        self.downloads: list[str] = []  # file paths the bot downloaded
+        self.admins: dict[int, set[int]] = collections.defaultdict(set)  # group chat id -> its admins' user ids
+        self.owners: dict[int, int] = {}  # group chat id -> its creator's user id
         self.failures: list[dict] = []  # injected: {"method", "status", "times", "retry_after", "delay"}
         self.answer_delay = 0.0  # seconds between accepting a sendMessage and answering it
         self.html_refused: set[int] = set()  # chats whose HTML messages are refused (400)
@@ -298,6 +305,73 @@ class FakeTelegram:
             "from": self._user(user_id), "date": int(time.time()),
             "old_chat_member": member(old), "new_chat_member": member(status)}})
 
+    def send_document(self, user_id: int, filename: str, content: bytes, mime_type: str | None = None,
+                      declared_size: int | None = None, group_id: int | None = None) -> dict:
+        """User ``user_id`` sends a file (in their private chat, or in group ``group_id``); the bot fetches it
+        with ``getFile`` and then ``GET /file/bot<token>/<file_path>``. ``declared_size`` overrides the
+        ``file_size`` Telegram announces (-1: none announced)."""
+        with self.lock:
+            file_id = f"BQACAgIAAx{len(self.files) + 1:04d}"
+            self.files[file_id] = (f"documents/file_{len(self.files) + 1}.{filename.rsplit('.', 1)[-1]}", content)
+        doc: dict[str, Any] = {"file_id": file_id, "file_unique_id": f"AgAD{len(self.files)}", "file_name": filename}
+        if mime_type:
+            doc["mime_type"] = mime_type
+        size = len(content) if declared_size is None else declared_size
+        if size >= 0:
+            doc["file_size"] = size
+        chat = self._group_chat(group_id) if group_id is not None else \
+            {"id": user_id, "type": "private", "first_name": f"User{user_id}"}
+        msg = {"message_id": next(self.message_ids), "date": int(time.time()), "chat": chat,
+               "from": self._user(user_id), "document": doc}
+        return self._push({"message": msg})
+
+    @staticmethod
+    def _group_chat(group_id: int, title: str = "Reading group") -> dict:
+        return {"id": group_id, "type": "group" if group_id > -1_000_000_000_000 else "supergroup", "title": title}
+
+    def send_group_text(self, group_id: int, user_id: int, text: str, title: str = "Reading group",
+                        anonymous_admin: bool = False) -> dict:
+        """Member ``user_id`` writes ``text`` in group ``group_id`` (a negative id); ``anonymous_admin``: sent
+        as the group itself, as Telegram does for an admin who stays anonymous."""
+        msg: dict[str, Any] = {"message_id": next(self.message_ids), "date": int(time.time()),
+                               "chat": self._group_chat(group_id, title), "from": self._user(user_id), "text": text}
+        if anonymous_admin:
+            msg["from"] = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+            msg["sender_chat"] = self._group_chat(group_id, title)
+        m = re.match(r"^/[A-Za-z0-9_]+(@\w+)?", text)
+        if m:
+            msg["entities"] = [{"type": "bot_command", "offset": 0, "length": utf16_len(m[0])}]
+        return self._push({"message": msg})
+
+    def group_member_update(self, group_id: int, status: str, by_user: int, title: str = "Reading group") -> dict:
+        """The bot is added to ("member", "administrator") or removed from ("left", "kicked") group ``group_id``
+        by ``by_user``: Telegram's my_chat_member update. Removed, the bot's messages there are refused (403)."""
+        with self.lock:
+            if status in ("left", "kicked"):
+                self.blocked.add(group_id)
+            else:
+                self.blocked.discard(group_id)
+        old = "left" if status not in ("left", "kicked") else "member"
+        return self._push({"my_chat_member": {
+            "chat": self._group_chat(group_id, title), "from": self._user(by_user), "date": int(time.time()),
+            "old_chat_member": self._member_json(BOT_USER, old),
+            "new_chat_member": self._member_json(BOT_USER, status)}})
+
+    @staticmethod
+    def _member_json(user: dict, status: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"user": user, "status": status}
+        if status == "kicked":
+            out["until_date"] = 0
+        if status == "creator":
+            out["is_anonymous"] = False
+        if status == "administrator":
+            out.update({k: k != "can_be_edited" for k in (
+                "can_be_edited", "is_anonymous", "can_manage_chat", "can_delete_messages", "can_manage_video_chats",
+                "can_restrict_members", "can_promote_members", "can_change_info", "can_invite_users",
+                "can_post_stories", "can_edit_stories", "can_delete_stories")})
+            out["is_anonymous"] = False
+        return out
+
     def press(self, user_id: int, message: Sent, data: str, *, group: bool = False, inline: bool = False,
               inaccessible: bool = False) -> str:
         """User ``user_id`` presses a button with ``data`` under ``message``; returns the callback query id.
@@ -408,6 +482,8 @@ class FakeTelegram:
         m = re.match(r"^/bot([^/]+)/(\w+)$", urllib.parse.urlsplit(req.path).path)
         length = int(req.headers.get("Content-Length") or 0)
         body = req.rfile.read(length) if length else b""
+        if self._serve_file(req):
+            return
         status, payload = 404, {"ok": False, "error_code": 404, "description": "Not Found"}
         if m and m[1] == self.token:
             method = m[2]
@@ -433,6 +509,22 @@ class FakeTelegram:
             req.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def _serve_file(self, req: BaseHTTPRequestHandler) -> bool:
+        """``GET /file/bot<token>/<file_path>``: a file a user sent (404 for any other path or token)."""
+        f = re.match(r"^/file/bot([^/]+)/(.+)$", urllib.parse.unquote(urllib.parse.urlsplit(req.path).path))
+        if not f:
+            return False
+        with self.lock:
+            found = next((c for p, c in self.files.values() if p == f[2]), None) if f[1] == self.token else None
+            if found is not None:
+                self.downloads.append(f[2])
+        data = found if found is not None else b"Not Found"
+        req.send_response(200 if found is not None else 404)
+        req.send_header("Content-Length", str(len(data)))
+        req.end_headers()
+        req.wfile.write(data)
+        return True
 
     @staticmethod
     def _params(content_type: str, body: bytes) -> dict[str, Any]:
@@ -532,6 +624,21 @@ class FakeTelegram:
         self._injected(method, chat_id)
         if method == "getMe":
             return BOT_USER
+        if method == "getFile":
+            with self.lock:
+                found = self.files.get(str(params.get("file_id")))
+            if found is None:
+                raise ApiError(400, "Bad Request: invalid file_id")
+            if len(found[1]) > 20 * 1024 * 1024:
+                raise ApiError(400, "Bad Request: file is too big")
+            return {"file_id": params["file_id"], "file_unique_id": "AgAD", "file_size": len(found[1]),
+                    "file_path": found[0]}
+        if method == "getChatMember":
+            chat, user = int(params.get("chat_id", 0)), int(params.get("user_id", 0))
+            with self.lock:
+                status = "creator" if self.owners.get(chat) == user else \
+                    "administrator" if user in self.admins.get(chat, set()) else "member"
+            return self._member_json(self._user(user), status)
         if method in ("deleteWebhook", "close", "logOut"):
             return True
         if method == "setMyCommands":
