@@ -55,3 +55,60 @@ def rss_feed(categories: Iterable[str], day: date | None, items: Iterable[tuple[
         ]
     out += ["  </channel>", "</rss>", ""]
     return "\n".join(out).encode("utf-8")
+
+
+def api_feed(papers: Iterable[Paper], total: int, start: int = 0, query: str = "") -> bytes:
+    """An arXiv query API answer (Atom 1.0 with opensearch counts) holding ``papers``, as export.arxiv.org
+    writes it: ``<id>`` is the abs URL with version, one ``<category>`` per category, ``arxiv:primary_category``,
+    and ``arxiv:comment``/``journal_ref``/``doi`` when the paper has them."""
+    items = list(papers)
+    out = [
+        "<?xml version='1.0' encoding='UTF-8'?>",
+        '<feed xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/" xmlns:arxiv="http://arxiv.org/schemas/atom" '
+        'xmlns="http://www.w3.org/2005/Atom">',
+        "  <id>https://arxiv.org/api/harvest-test</id>",
+        f"  <title>arXiv Query: search_query={escape(query)}&amp;start={start}</title>",
+        "  <updated>2026-07-01T00:00:00Z</updated>",
+        f"  <opensearch:itemsPerPage>{len(items)}</opensearch:itemsPerPage>",
+        f"  <opensearch:totalResults>{total}</opensearch:totalResults>",
+        f"  <opensearch:startIndex>{start}</opensearch:startIndex>",
+    ]
+    for p in items:
+        published = p.published or "2026-01-01T00:00:00Z"
+        out += [
+            "  <entry>",
+            f"    <id>http://arxiv.org/abs/{p.id}v{p.version}</id>",
+            f"    <title>{escape(p.title)}</title>",
+            f"    <updated>{p.updated or published}</updated>",
+            f'    <link href="https://arxiv.org/abs/{p.id}v{p.version}" rel="alternate" type="text/html"/>',
+            f"    <summary>{escape(p.abstract)}</summary>",
+            *[f'    <category term="{escape(c)}" scheme="http://arxiv.org/schemas/atom"/>' for c in p.categories],
+            f"    <published>{published}</published>",
+            *([f"    <arxiv:comment>{escape(p.comment)}</arxiv:comment>"] if p.comment else []),
+            *([f'    <arxiv:primary_category term="{escape(p.categories[0])}"/>'] if p.categories else []),
+            *([f"    <arxiv:journal_ref>{escape(p.journal_ref)}</arxiv:journal_ref>"] if p.journal_ref else []),
+            *[f"    <author>\n      <name>{escape(a)}</name>\n    </author>" for a in p.authors],
+            *([f"    <arxiv:doi>{escape(p.doi)}</arxiv:doi>"] if p.doi else []),
+            "  </entry>",
+        ]
+    out += ["</feed>", ""]
+    return "\n".join(out).encode("utf-8")
+
+
+def api_error_feed(message: str) -> bytes:
+    """The API's error answer: one entry whose id is an ``/api/errors#...`` URL and whose title is ``Error``."""
+    anchor = "_".join(message.split())
+    return (
+        "<?xml version='1.0' encoding='UTF-8'?>\n"
+        '<feed xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/" xmlns:arxiv="http://arxiv.org/schemas/atom" '
+        'xmlns="http://www.w3.org/2005/Atom">\n'
+        "  <id>https://arxiv.org/</id>\n  <title>arXiv Search Results</title>\n"
+        "  <updated>2026-07-01T00:00:00Z</updated>\n"
+        "  <opensearch:itemsPerPage>1</opensearch:itemsPerPage>\n"
+        "  <opensearch:totalResults>1</opensearch:totalResults>\n"
+        "  <opensearch:startIndex>0</opensearch:startIndex>\n"
+        f"  <entry>\n    <id>https://arxiv.org/api/errors#{escape(anchor)}</id>\n    <title>Error</title>\n"
+        "    <updated>2026-07-01T00:00:00Z</updated>\n"
+        f"    <summary>{escape(message)}</summary>\n"
+        "    <author>\n      <name>arXiv api core</name>\n    </author>\n  </entry>\n</feed>\n"
+    ).encode()
