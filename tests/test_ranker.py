@@ -2,9 +2,18 @@
 (`recommend`, digests) ranking with it."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+import pytest
+import scipy.sparse as sp
 
 from recommender.ranking.borderline import borderline
+from recommender.ranking.digest import rank, rank_many
+from recommender.ranking.features import FEATURES, Background, lda_scores
+from recommender.ranking.learned import LearnedContext, RankerModel, feature_matrix, score_rows
+from recommender.ranking.profile import Profile, ScoringParams, score
 
 
 def test_borderline_picks_the_scores_nearest_the_threshold() -> None:
@@ -15,3 +24,128 @@ def test_borderline_picks_the_scores_nearest_the_threshold() -> None:
     assert borderline(np.array(scores), 0.3, k=50) == [6, 1, 3, 4, 2, 0]  # the nan never
     assert borderline(scores, 0.3, k=0) == [] and borderline([], 0.3) == []
     assert borderline([float("nan")], 0.3) == []
+
+
+# -- the learned ranker's kernel ------------------------------------------------------------------------
+
+DIM, VOCAB = 24, 300
+CATS = ["cs.LG", "cs.CL", "astro-ph.GA", "math.PR", "q-bio.NC"]
+
+
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.standard_normal((n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _lex(rng: np.random.Generator, n: int, nnz: int = 12) -> sp.csr_matrix:
+    m = sp.random(n, VOCAB, density=nnz / VOCAB, format="csr", dtype=np.float32, random_state=rng)
+    m.data = np.abs(m.data) + 0.01
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    return sp.diags(1 / np.maximum(norms, 1e-12)).dot(m).tocsr().astype(np.float32)
+
+
+def _cats(rng: np.random.Generator, n: int) -> list[list[str]]:
+    return [list(dict.fromkeys(rng.choice(CATS, size=int(rng.integers(1, 3))).tolist())) for _ in range(n)]
+
+
+def _world(seed: int = 5) -> tuple[list[Profile], list[str], np.ndarray, sp.csr_matrix, list[list[str]],
+                                   Background]:
+    """60 candidates; profiles liking from a pool of 30 papers (shared likes), with dislikes, an interest only,
+    one without tf-idf rows (kept on the similarity score) and one empty."""
+    rng = np.random.default_rng(seed)
+    pool, pool_lex, pool_cats = _unit(rng, 30), _lex(rng, 30), _cats(rng, 30)
+    profiles: list[Profile] = []
+    for u in range(14):
+        pick = rng.choice(30, size=[1, 3, 8, 20][u % 4], replace=False)
+        p = Profile(like_ids=[f"p{i}" for i in pick], likes=pool[pick], positives_lex=pool_lex[pick],
+                    like_categories=[pool_cats[i] for i in pick])
+        if u % 3 == 1:
+            p.dislike_ids, p.dislikes, p.dislikes_lex = ["d1", "d2"], _unit(rng, 2), _lex(rng, 2)
+        profiles.append(p)
+    profiles.append(Profile(interest="an interest", interest_vec=_unit(rng, 1)[0], positives_lex=_lex(rng, 1)))
+    profiles.append(Profile(like_ids=["p1"], likes=pool[1:2]))  # no tf-idf rows
+    profiles.append(Profile())
+    bg = Background.fit(_unit(rng, 200), _lex(rng, 200))
+    return profiles, [f"c{i}" for i in range(60)], _unit(rng, 60), _lex(rng, 60), _cats(rng, 60), bg
+
+
+def _model(warm: dict[str, float], cold: dict[str, float] | None = None) -> RankerModel:
+    w = np.array([warm.get(f, 0.0) for f in FEATURES], np.float32)
+    c = np.array([(cold or {}).get(f, 0.0) for f in FEATURES], np.float32)
+    return RankerModel(FEATURES, np.zeros(len(FEATURES), np.float32), np.ones(len(FEATURES), np.float32), w, c)
+
+
+MIXED = {"mix_soft": 1.0, "lda_x_n": 0.3, "lex_mean": 0.5, "bg_lex": -0.4, "dis_emb_max": -0.5,
+         "dis_lex_max": -0.3, "cat": 0.4, "cat_primary": 0.2, "emb_max": 0.1}
+
+
+def test_features_are_what_they_say() -> None:
+    profiles, _, cands, cand_lex, cats, bg = _world()
+    p = profiles[2]  # 8 likes, no dislikes
+    f = feature_matrix([p], cands, cand_lex, ScoringParams(), bg, cats)[0]
+    col = {name: k for k, name in enumerate(FEATURES)}
+    assert p.likes is not None and p.positives_lex is not None and p.like_categories is not None
+    emb = cands @ p.likes.T
+    lex = (cand_lex @ p.positives_lex.T).toarray()
+    assert np.allclose(f[:, col["emb_max"]], emb.max(axis=1), atol=1e-5)
+    assert np.allclose(f[:, col["lex_max"]], lex.max(axis=1), atol=1e-5)  # tf-idf recovered from the mix
+    assert np.allclose(f[:, col["lex_mean"]], lex.mean(axis=1), atol=1e-5)
+    assert np.allclose(f[:, col["mix_soft"]], score(p, cands, ScoringParams(), cand_lex).score, atol=1e-5)
+    assert np.all(f[:, col["dis_emb_max"]] == 0)
+    # the likes' categories: a candidate in none of them scores 0, one sharing the primary scores > 0
+    like_prim = {c[0] for c in p.like_categories}
+    for r, cs in enumerate(cats):
+        assert (f[r, col["cat"]] > 0) == bool(set(cs) & {c for lc in p.like_categories for c in lc})
+        assert (f[r, col["cat_primary"]] > 0) == (cs[0] in like_prim)
+    # the per-user linear model: the background's centroid is at z = 0, the likes' centroid far above it
+    z = lda_scores([p], np.stack([bg.emb_mean, p.likes.mean(axis=0)]), bg)[0]
+    assert abs(z[0]) < 1e-4 and z[1] > 1
+
+
+def test_learned_ranking_single_and_batched_agree() -> None:
+    profiles, ids, cands, cand_lex, cats, bg = _world()
+    ctx = LearnedContext(_model(MIXED), bg, cats)
+    thresholds = [None if j % 3 == 0 else 0.05 for j in range(len(profiles))]
+    many = rank_many(profiles, ids, cands, n=7, min_score=thresholds, lexical=cand_lex, max_columns=12,
+                     learned=ctx)
+    plain = rank_many(profiles, ids, cands, n=7, min_score=thresholds, lexical=cand_lex, max_columns=12)
+    differs = 0
+    for j, p in enumerate(profiles):
+        one = rank(p, ids, cands, n=7, min_score=thresholds[j], lexical=cand_lex, learned=ctx)
+        assert [r.paper_id for r in many[j]] == [r.paper_id for r in one], j
+        assert [r.score for r in many[j]] == pytest.approx([r.score for r in one], abs=1e-4)
+        if p.positives_lex is None:  # not servable: the similarity score, as before
+            assert [r.paper_id for r in one] == [r.paper_id for r in plain[j]]
+        differs += [r.paper_id for r in one] != [r.paper_id for r in plain[j]]
+        if p.like_ids and p.positives_lex is not None and thresholds[j] is None:  # the model's own order
+            f = feature_matrix([p], cands, cand_lex, ScoringParams(), bg, cats)[0]
+            expect = np.argsort(-score_rows(ctx.model, f), kind="stable")[:7]
+            assert [r.paper_id for r in one] == [ids[i] for i in expect], j
+        floor = thresholds[j]
+        assert all(floor is None or (r.similarity is not None and r.similarity >= floor) for r in one)
+    assert differs >= 5  # the learned score really ranks
+
+
+def test_dislikes_and_excluded_candidates_through_rank() -> None:
+    profiles, ids, cands, cand_lex, cats, bg = _world()
+    p = profiles[1]  # with dislikes
+    assert p.dislikes is not None
+    ctx = LearnedContext(_model({"dis_emb_max": -1.0}), bg, cats)
+    ranked = rank(p, ids, cands, n=60, lexical=cand_lex, learned=ctx, exclude={"c0", "c1"})
+    near = (cands @ p.dislikes.T).max(axis=1)
+    got = [int(r.paper_id[1:]) for r in ranked]
+    assert 0 not in got and 1 not in got
+    assert list(near[got]) == sorted(near[got])  # the papers nearest a dislike last
+
+
+def test_model_file_round_trip_and_validation(tmp_path: Path) -> None:
+    m = _model(MIXED, {"lex_max": 1.0})
+    path = tmp_path / "ranker.json"
+    path.write_text(json.dumps(m.to_dict()))
+    back = RankerModel.load(path)
+    assert back.features == FEATURES and np.allclose(back.warm, m.warm) and np.allclose(back.cold, m.cold)
+    bad = m.to_dict() | {"features": ["mix_soft", "author_overlap"] + list(FEATURES[2:])}
+    with pytest.raises(ValueError, match="unknown features"):
+        RankerModel.from_dict(bad)
+    with pytest.raises(ValueError, match="format"):
+        RankerModel.from_dict(m.to_dict() | {"format": 99})

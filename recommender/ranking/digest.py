@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.ranking.learned import LearnedContext, learned_scores
 from recommender.ranking.profile import (
     Profile,
     ScoringParams,
@@ -63,7 +64,8 @@ def digest_candidates(store: _DigestStore, user_id: int, day: str, categories: S
 
 def rank(profile: Profile, ids: Sequence[str], vectors: np.ndarray, n: int = 10,
          min_score: float | None = None, exclude: AbstractSet[str] = frozenset(),
-         params: ScoringParams | None = None, lexical: sp.csr_matrix | None = None) -> list[Ranked]:
+         params: ScoringParams | None = None, lexical: sp.csr_matrix | None = None,
+         learned: LearnedContext | None = None) -> list[Ranked]:
     """The top ``n`` of ``ids`` (rows of ``vectors``; ``lexical``: their tf-idf rows, optional) for ``profile``,
     best first, among those whose embedding score reaches ``min_score`` (a thin day sends fewer)."""
     ids = list(ids)
@@ -73,20 +75,26 @@ def rank(profile: Profile, ids: Sequence[str], vectors: np.ndarray, n: int = 10,
             ids = [ids[r] for r in keep]
             vectors = np.asarray(vectors)[keep]
             lexical = lexical[keep] if lexical is not None else None
-    return rank_many([profile], ids, vectors, n, min_score, params, lexical)[0]
+            if learned is not None and learned.cand_categories is not None:
+                learned = LearnedContext(learned.model, learned.background,
+                                         [learned.cand_categories[r] for r in keep])
+    return rank_many([profile], ids, vectors, n, min_score, params, lexical, learned=learned)[0]
 
 
 def rank_many(profiles: list[Profile], ids: Sequence[str], vectors: np.ndarray, n: int | Sequence[int] = 10,
               min_score: float | Sequence[float | None] | None = None, params: ScoringParams | None = None,
               lexical: sp.csr_matrix | None = None, max_columns: int = 8192,
-              allowed: Sequence[np.ndarray | None] | None = None) -> list[list[Ranked]]:
+              allowed: Sequence[np.ndarray | None] | None = None,
+              learned: LearnedContext | None = None) -> list[list[Ranked]]:
     """:func:`rank` for many profiles over the same candidates (one day's papers for every user) at once.
 
     Profiles go through the scoring kernel in blocks of at most ``max_columns`` stacked positives; in each
     block the threshold (one for all, or one per profile) removes candidates first, then each profile keeps
     its ``n`` best (argpartition per column), so the result is exactly :func:`rank`'s, profile by profile.
     ``n`` and ``min_score`` may be one per profile; ``allowed[j]`` (row indices into ``ids``, None: all) limits
-    profile j to its own candidates among the shared ones (a user's categories, minus what they had)."""
+    profile j to its own candidates among the shared ones (a user's categories, minus what they had).
+    ``learned``: rank by the learned ranker (:mod:`recommender.ranking.learned`) instead of the similarity score
+    (the threshold still compares the embedding-only similarity)."""
     params = params or ScoringParams()
     ids = list(ids)
     out: list[list[Ranked]] = [[] for _ in profiles]
@@ -111,6 +119,9 @@ def rank_many(profiles: list[Profile], ids: Sequence[str], vectors: np.ndarray, 
         b = score_block(profiles[start:stop], blocks[start:stop], cand, lexical, params,
                         shared.view(start, stop) if shared is not None else None)
         values = b.score[live]  # (live profiles, candidates): the ranking score
+        if learned is not None:
+            served, learned_values = learned_scores(b, profiles[start:stop], live, cand, lexical, learned)
+            values[served] = learned_values
         if allowed is not None:
             for i, jj in enumerate(live.tolist()):
                 mask = allowed[start + jj]

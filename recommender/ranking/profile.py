@@ -60,6 +60,8 @@ class Profile:
     interest: str = ""
     interest_vec: np.ndarray | None = None  # (d,)
     positives_lex: sp.csr_matrix | None = None  # tf-idf rows aligned with positives() (likes, then interest)
+    dislikes_lex: sp.csr_matrix | None = None  # tf-idf rows of the dislikes (learned ranker), aligned with them
+    like_categories: list[list[str]] | None = None  # each like's categories, primary first (learned ranker)
 
     @property
     def empty(self) -> bool:

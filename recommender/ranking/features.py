@@ -1,0 +1,186 @@
+"""Features of (user, candidate) pairs for the learned ranker, computed from one scoring block at a time.
+
+The scoring kernel (:func:`recommender.ranking.profile.score_block`) already holds, for a block of profiles, the
+similarity of every positive item (likes, then the interest) to every candidate: the embedding (MiniLM) cosines
+and the mixed ones (0.8 tf-idf + 0.2 MiniLM), from which the tf-idf cosines are recovered exactly. From these and
+a few products more, :func:`block_features` gives each profile's features over the candidates, ``FEATURES`` in
+order:
+
+- ``mix_soft``: the softmax-pooled mixed similarity (the product's previous score, before dislikes);
+- ``emb_max``, ``lex_max``, ``emb_mean``, ``lex_mean``: the nearest and the mean MiniLM / tf-idf cosine to the
+  positives (``lex_mean`` is the candidate's tf-idf product with the centroid of the likes: with ``bg_lex``, the
+  background centroid's, it makes the per-user Rocchio linear model on tf-idf, likes vs background, that a
+  strongly regularised linear SVM such as arxiv-sanity-lite's converges to);
+- ``lda``: a per-user linear model on MiniLM, likes vs a background sample of papers: Fisher's discriminant
+  ``w = S^-1 (mean(likes) - mean(background))`` with the background's shrunk covariance ``S`` shared by all
+  users, reported as the candidate's z-score along ``w``. Closed form, so it follows every rating at once (a
+  running mean), with no per-user fit to refresh;
+- ``lda_x_n``, ``lex_mean_x_n``: those two times ``min(likes, 25) / 25``: a linear model earns trust with ratings;
+- ``bg_emb``, ``bg_lex``: the candidate's cosine to the background centroid (how generic it is);
+- ``dis_emb_max``, ``dis_lex_max``: the nearest disliked paper's MiniLM / tf-idf cosine (0 without dislikes);
+- ``cat``, ``cat_primary``: how much of the likes' category distribution the candidate's categories (all listed
+  ones; the primary one) carry. ``categories`` of a paper may be its arXiv listing or the classifier's predicted
+  categories; followed categories are no feature since digest candidates are already limited to them.
+
+No author features: the evaluation's author proxy defines relevance by authorship.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from recommender.ranking.profile import Block, Profile, _lex_sims, _segment_max, _segment_sums
+
+FEATURES = ("mix_soft", "emb_max", "lex_max", "emb_mean", "lex_mean", "lda", "lda_x_n", "lex_mean_x_n",
+            "bg_emb", "bg_lex", "dis_emb_max", "dis_lex_max", "cat", "cat_primary")
+TRUST_LIKES = 25  # likes at which the per-user linear models get their full weight
+
+
+@dataclass(frozen=True, eq=False)
+class Background:
+    """What "an ordinary paper" looks like: the centroid and the shrunk inverse covariance of a background sample's
+    embeddings, and its mean tf-idf row (None without tf-idf)."""
+
+    emb_mean: np.ndarray  # (d,)
+    emb_prec: np.ndarray  # (d, d)
+    lex_mean: np.ndarray | None = None  # (V,)
+
+    @classmethod
+    def fit(cls, vecs: np.ndarray, lex: sp.csr_matrix | None = None, shrink: float = 0.2) -> Background:
+        """From background vectors (n, d) and optionally their tf-idf rows: covariance shrunk toward its mean
+        variance (``shrink``), so a few hundred papers already give a usable inverse."""
+        x = np.asarray(vecs, np.float64)
+        mean = x.mean(axis=0)
+        xc = x - mean
+        cov = xc.T @ xc / max(len(x) - 1, 1)
+        var = float(np.trace(cov)) / cov.shape[0]
+        cov = (1 - shrink) * cov + shrink * var * np.eye(cov.shape[0])
+        prec = np.linalg.inv(cov)
+        return cls(mean.astype(np.float32), prec.astype(np.float32), lex_mean_of(lex))
+
+    def with_lex(self, lex: sp.csr_matrix | None) -> Background:
+        return Background(self.emb_mean, self.emb_prec, lex_mean_of(lex))
+
+
+def lex_mean_of(lex: sp.csr_matrix | None) -> np.ndarray | None:
+    if lex is None or lex.shape[0] == 0:
+        return None
+    return np.asarray(lex.mean(axis=0), np.float32).ravel()
+
+
+def _cat_matrix(cats: Sequence[Sequence[str]], col: dict[str, int], primary: bool) -> sp.csr_matrix:
+    """(len(cats), C) rows: the primary category's one-hot, or every listed category at 1/count."""
+    rows, cols, vals = [], [], []
+    for r, cs in enumerate(cats):
+        chosen = list(cs[:1]) if primary else list(dict.fromkeys(cs))
+        for c in chosen:
+            rows.append(r)
+            cols.append(col.setdefault(c, len(col)))
+            vals.append(1.0 / len(chosen))
+    return sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(len(cats), max(len(col), 1)))
+
+
+def category_features(profiles: Sequence[Profile], cand_categories: Sequence[Sequence[str]] | None, n: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(U, n) ``cat`` and ``cat_primary``: the likes' category distribution (all listed categories, the primary
+    one) dotted with each candidate's. Zero for profiles whose likes' categories are unknown."""
+    u = len(profiles)
+    if cand_categories is None or not any(p.like_categories for p in profiles):
+        return np.zeros((u, n), np.float32), np.zeros((u, n), np.float32)
+    col: dict[str, int] = {}
+    out = []
+    for primary in (False, True):
+        cand = _cat_matrix(cand_categories, col, primary)
+        prof_rows = []
+        for p in profiles:
+            cats = p.like_categories or []
+            m = _cat_matrix(cats, col, primary) if cats else None
+            prof_rows.append(None if m is None else np.asarray(m.mean(axis=0)).ravel())
+        width = len(col)
+        prof = np.zeros((u, width), np.float32)
+        for j, row in enumerate(prof_rows):
+            if row is not None:
+                prof[j, :len(row)] = row
+        cand = sp.csr_matrix((cand.data, cand.indices, cand.indptr), shape=(n, width))
+        out.append(np.asarray((cand @ prof.T).T, np.float32))
+    return out[0], out[1]
+
+
+def lda_scores(profiles: Sequence[Profile], cand: np.ndarray, bg: Background) -> np.ndarray:
+    """(U, n) z-scores of the candidates along each profile's Fisher direction (likes, or the interest when
+    there are none, against the background)."""
+    means = []
+    for p in profiles:
+        if p.likes is not None and len(p.like_ids):
+            means.append(np.asarray(p.likes, np.float32).mean(axis=0))
+        elif p.interest_vec is not None:
+            means.append(np.asarray(p.interest_vec, np.float32))
+        else:
+            means.append(bg.emb_mean)
+    m = np.stack(means) - bg.emb_mean  # (U, d)
+    w = m @ bg.emb_prec  # prec is symmetric
+    norm = np.sqrt(np.maximum((m * w).sum(axis=1), 1e-12))
+    out = (w @ cand.T - (w @ bg.emb_mean)[:, None]) / norm[:, None]
+    return np.asarray(out, np.float32)
+
+
+def dislike_features(profiles: Sequence[Profile], cand: np.ndarray, cand_lex: sp.csr_matrix | None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(U, n) nearest disliked paper's MiniLM and tf-idf cosine (0 without dislikes or their tf-idf rows)."""
+    u, n = len(profiles), len(cand)
+    emb, lex = np.zeros((u, n), np.float32), np.zeros((u, n), np.float32)
+    have = [j for j, p in enumerate(profiles) if p.dislikes is not None and len(p.dislike_ids)]
+    if not have:
+        return emb, lex
+    widths = np.array([len(profiles[j].dislike_ids) for j in have])
+    offsets = np.r_[0, np.cumsum(widths)[:-1]].astype(np.int64)
+    vecs = np.concatenate([np.asarray(profiles[j].dislikes, np.float32) for j in have])
+    emb[have] = _segment_max(vecs @ cand.T, offsets, widths)
+    with_lex = [k for k, j in enumerate(have) if profiles[j].dislikes_lex is not None]
+    if cand_lex is not None and with_lex:
+        rows = sp.vstack([profiles[have[k]].dislikes_lex for k in with_lex]).tocsr()
+        sims = _lex_sims(rows, cand_lex)
+        w2 = widths[with_lex]
+        o2 = np.r_[0, np.cumsum(w2)[:-1]].astype(np.int64)
+        lex[[have[k] for k in with_lex]] = _segment_max(sims, o2, w2)
+    return emb, lex
+
+
+def block_features(b: Block, profiles: Sequence[Profile], live: np.ndarray, cand: np.ndarray,
+                   cand_lex: sp.csr_matrix | None, bg: Background,
+                   cand_categories: Sequence[Sequence[str]] | None) -> dict[str, np.ndarray]:
+    """Every feature of ``FEATURES`` as a (len(live), n) array for the profiles ``live`` of block ``b`` (indices
+    into ``profiles``, the block's profiles). Requires tf-idf rows for those profiles' positives
+    (``b.lexical``)."""
+    w = b.params.lexical_weight
+    widths = b.widths[live]
+    prow = np.concatenate([np.arange(b.offsets[j], b.offsets[j] + b.widths[j]) for j in live])
+    offsets = np.r_[0, np.cumsum(widths)[:-1]].astype(np.int64)
+    emb = b.emb_rows(prow)
+    lex = b.sims[prow]
+    lex -= np.float32(1 - w) * emb
+    lex *= np.float32(1 / w)
+    inv_w = (1.0 / widths.astype(np.float32))[:, None]
+    profs = [profiles[j] for j in live.tolist()]
+    f: dict[str, np.ndarray] = {}
+    f["mix_soft"] = b.score[live] + (b.penalty[live] if b.penalty is not None else 0)
+    f["emb_max"] = _segment_max(emb, offsets, widths)
+    f["lex_max"] = _segment_max(lex, offsets, widths)
+    f["emb_mean"] = _segment_sums(emb, offsets, widths) * inv_w
+    f["lex_mean"] = _segment_sums(lex, offsets, widths) * inv_w
+    del emb, lex
+    trust = np.array([min(len(p.like_ids), TRUST_LIKES) / TRUST_LIKES for p in profs], np.float32)[:, None]
+    f["lda"] = lda_scores(profs, cand, bg)
+    f["lda_x_n"] = f["lda"] * trust
+    f["lex_mean_x_n"] = f["lex_mean"] * trust
+    n = len(cand)
+    f["bg_emb"] = np.broadcast_to((cand @ bg.emb_mean).astype(np.float32), (len(live), n))
+    bg_lex = np.zeros(n, np.float32) if bg.lex_mean is None or cand_lex is None else \
+        np.asarray(cand_lex @ bg.lex_mean, np.float32).ravel()
+    f["bg_lex"] = np.broadcast_to(bg_lex, (len(live), n))
+    f["dis_emb_max"], f["dis_lex_max"] = dislike_features(profs, cand, cand_lex)
+    f["cat"], f["cat_primary"] = category_features(profs, cand_categories, n)
+    return f

@@ -1,0 +1,191 @@
+"""The learned ranker: the product's ranking score, a linear combination of the features of
+:mod:`recommender.ranking.features` with weights learned on the evaluation's dev half.
+
+The weights ship in ``data/models/ranker/ranker.json`` (format version, feature list, standardisation, one weight
+vector for users with likes, ``warm``, and one for users with only an interest sentence, ``cold``), written by
+``arxiv-digest fit-ranker`` (``training/fit_ranker.py``); the background statistics the per-user linear model
+needs come from the store's own papers (:func:`background_from`), or from ``background.npz`` shipped beside the
+weights when the store is too small. :func:`learned_scores` is what :func:`recommender.ranking.digest.rank_many`
+calls for a block of profiles: it returns None for the profiles it cannot serve (no tf-idf rows, a scoring method
+other than softmax), which then keep the kernel's own score, so a store without a tf-idf index still ranks.
+The threshold (``min_score``) still compares the embedding-only similarity, in cosine units, as before.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from recommender.paths import MODELS_DIR
+from recommender.ranking.features import FEATURES, Background, block_features
+from recommender.ranking.profile import Block, Profile, ScoringParams, score_block
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MODEL_DIR = MODELS_DIR / "ranker"
+MODEL_FILE = "ranker.json"
+BACKGROUND_FILE = "background.npz"
+MIN_STORE_BACKGROUND = 1000  # vectors a store needs before its own background replaces the shipped one
+
+
+@dataclass(frozen=True, eq=False)
+class RankerModel:
+    """Learned weights: ``score = sum_k weight_k * (feature_k - mean_k) / scale_k``."""
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    warm: np.ndarray
+    cold: np.ndarray
+    version: int = FORMAT_VERSION
+    meta: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RankerModel:
+        if int(d.get("format", 0)) != FORMAT_VERSION:
+            raise ValueError(f"ranker model format {d.get('format')} is not {FORMAT_VERSION}")
+        feats = tuple(d["features"])
+        unknown = [f for f in feats if f not in FEATURES]
+        if unknown:
+            raise ValueError(f"ranker model uses unknown features: {', '.join(unknown)}")
+        arr = {k: np.asarray(d[k], np.float32) for k in ("mean", "scale")}
+        w = {k: np.asarray(d["weights"][k], np.float32) for k in ("warm", "cold")}
+        if any(len(v) != len(feats) for v in (*arr.values(), *w.values())):
+            raise ValueError("ranker model: weights and features differ in length")
+        return cls(feats, arr["mean"], np.where(arr["scale"] > 0, arr["scale"], 1).astype(np.float32),
+                   w["warm"], w["cold"], int(d.get("version", 1)), d.get("meta"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT_VERSION, "version": self.version, "features": list(self.features),
+                "mean": [round(float(x), 6) for x in self.mean], "scale": [round(float(x), 6) for x in self.scale],
+                "weights": {"warm": [round(float(x), 6) for x in self.warm],
+                            "cold": [round(float(x), 6) for x in self.cold]},
+                "meta": self.meta or {}}
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> RankerModel:
+        path = Path(path) if path is not None else MODEL_DIR / MODEL_FILE
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def combine(self, feats: dict[str, np.ndarray], cold: np.ndarray) -> np.ndarray:
+        """(U, n) scores from the features (each (U, n)); ``cold[j]``: profile j has no likes."""
+        shape = feats[self.features[0]].shape
+        out = np.zeros(shape, np.float32)
+        wu = np.where(cold[:, None], self.cold[None, :], self.warm[None, :]).astype(np.float32)  # (U, F)
+        const = np.zeros(shape[0], np.float32)
+        for k, name in enumerate(self.features):
+            coef = wu[:, k] / self.scale[k]
+            if not coef.any():
+                continue
+            out += coef[:, None] * feats[name]
+            const -= coef * self.mean[k]
+        out += const[:, None]
+        return out
+
+
+_shipped_lock = threading.Lock()
+_shipped: dict[str, object] = {}
+
+
+def shipped_model() -> RankerModel | None:
+    """The shipped ranker (loaded once), None when its file is missing or unreadable (logged)."""
+    with _shipped_lock:
+        if "model" not in _shipped:
+            try:
+                _shipped["model"] = RankerModel.load()
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("learned ranker unavailable (%s): ranking with the similarity score", exc)
+                _shipped["model"] = None
+        model = _shipped["model"]
+        return model if isinstance(model, RankerModel) else None
+
+
+def shipped_background(dim: int) -> Background | None:
+    """The background statistics shipped with the ranker (for stores too small to have their own), if their
+    dimension matches."""
+    with _shipped_lock:
+        if "background" not in _shipped:
+            try:
+                with np.load(MODEL_DIR / BACKGROUND_FILE) as z:
+                    _shipped["background"] = Background(z["emb_mean"].astype(np.float32),
+                                                        z["emb_prec"].astype(np.float32))
+            except (OSError, KeyError, ValueError):
+                _shipped["background"] = None
+        bg = _shipped["background"]
+    return bg if isinstance(bg, Background) and bg.emb_mean.shape[0] == dim else None
+
+
+def background_from(vectors: np.ndarray, dim: int, lex: sp.csr_matrix | None = None) -> Background | None:
+    """The background of a store: its own sample of vectors when it has enough, else the shipped statistics,
+    else whatever it has (None with fewer than two vectors); the tf-idf centroid from ``lex`` rows."""
+    if len(vectors) >= MIN_STORE_BACKGROUND:
+        return Background.fit(vectors, lex)
+    shipped = shipped_background(dim)
+    if shipped is not None:
+        return shipped.with_lex(lex)
+    if len(vectors) >= 2:
+        return Background.fit(vectors, lex, shrink=0.5)
+    return None
+
+
+def background_sample(n_total: int, k: int = 3000, seed: int = 0) -> np.ndarray:
+    """Row indices of a deterministic background sample of ``k`` out of ``n_total`` papers (sorted)."""
+    if n_total <= k:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng(seed).choice(n_total, size=k, replace=False))
+
+
+@dataclass(frozen=True, eq=False)
+class LearnedContext:
+    """What the learned ranker needs beside the profiles and the candidates' vectors: the model, the
+    background statistics, and the candidates' categories (primary first; None: unknown)."""
+
+    model: RankerModel
+    background: Background
+    cand_categories: Sequence[Sequence[str]] | None = None
+
+
+def servable(profile: Profile, params: ScoringParams) -> bool:
+    return params.method == "softmax" and params.lexical_weight > 0 and profile.positives_lex is not None
+
+
+def learned_scores(b: Block, profiles: Sequence[Profile], live: np.ndarray, cand: np.ndarray,
+                   cand_lex: sp.csr_matrix | None, ctx: LearnedContext) -> tuple[np.ndarray, np.ndarray]:
+    """Learned scores of the servable profiles among ``live`` (indices into the block's ``profiles``): returns
+    (positions in ``live`` served, their (k, n) scores). Profiles not served keep the kernel's score."""
+    ok = np.array([cand_lex is not None and b.lexical and servable(profiles[j], b.params)
+                   for j in live.tolist()], bool)
+    pos = np.flatnonzero(ok)
+    if not len(pos):
+        return pos, np.zeros((0, len(cand)), np.float32)
+    sub = live[pos]
+    feats = block_features(b, profiles, sub, cand, cand_lex, ctx.background, ctx.cand_categories)
+    cold = np.array([not profiles[j].like_ids for j in sub.tolist()], bool)
+    return pos, ctx.model.combine(feats, cold)
+
+
+def feature_matrix(profiles: Sequence[Profile], cand: np.ndarray, cand_lex: sp.csr_matrix,
+                   params: ScoringParams, bg: Background,
+                   cand_categories: Sequence[Sequence[str]] | None = None) -> np.ndarray:
+    """(U, n, F) features of ``FEATURES`` for profiles that all have tf-idf rows (fitting and evaluation)."""
+    blocks = [p.condensed(params.max_positives) for p in profiles]
+    b = score_block(list(profiles), blocks, np.asarray(cand, np.float32), cand_lex, params)
+    live = np.arange(len(profiles))
+    f = block_features(b, profiles, live, np.asarray(cand, np.float32), cand_lex, bg, cand_categories)
+    return np.stack([np.asarray(f[name], np.float32) for name in FEATURES], axis=-1)
+
+
+def score_rows(model: RankerModel, feats: np.ndarray, cold: bool = False) -> np.ndarray:
+    """Scores from a stacked feature array (..., len(FEATURES)) in ``FEATURES`` order, for profiles that are all
+    cold or all warm (fitting, evaluation): the same combination as :meth:`RankerModel.combine`."""
+    idx = [FEATURES.index(f) for f in model.features]
+    z = (np.asarray(feats, np.float32)[..., idx] - model.mean) / model.scale
+    return np.asarray(z @ (model.cold if cold else model.warm), np.float32)
