@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -27,6 +32,8 @@ from recommender.store.schema import MIGRATIONS, migrate
 from recommender.taxonomy import read_taxonomy
 from tests.support.local_server import LocalServer
 from tests.support.oai_xml import FakeArxiv, with_days
+
+from .conftest import ROOT
 
 FIRST, LAST = date(2026, 1, 1), date(2026, 3, 31)
 CATS = ["cs.LG", "stat.ML"]
@@ -238,6 +245,37 @@ def test_oai_harvest_stopped_by_request_shutdown_resumes_from_its_token(
     again = [q for _, q, _ in server.requests[mark:] if q.get("from") == ["2026-01-01"]]
     assert again == []  # January's first page was not asked again
     assert set(stored(settings)) == expected_ids(fake, ["cs.LG"])
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_harvest_and_the_same_command_goes_on(
+        fake: FakeArxiv, server: LocalServer, cli_env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real process: SIGTERM while it waits for an answer (the 4th request hangs) ends it with status 130 and
+    its summary; the same command then asks only for what is missing."""
+    fake.faults = {("api", 4): ("hang", "60")}
+    proc = subprocess.Popen([sys.executable, "-m", "recommender.cli.main", "harvest", *CATS, *RANGE, "--via", "api",
+                             "--json"], cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180  # the import alone takes a while on a busy machine
+        while len(api_starts(server)) < 4 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(api_starts(server)) == 4, proc.poll()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    summary = json.loads(out)
+    assert summary["interrupted"] and summary["pages"] == 3
+    first_run = api_starts(server)[:3]
+    assert len(stored(cli_env)) == summary["papers"]["new"] > 0
+    mark = len(server.requests)
+    status, again, _ = harvest(capsys, *CATS, *RANGE, "--via", "api")
+    assert status == 0 and again["papers"]["new"] == len(expected_ids(fake, CATS)) - summary["papers"]["new"]
+    assert not set(first_run) & set(api_starts(server, mark))
+    assert set(stored(cli_env)) == expected_ids(fake, CATS)
 
 
 def test_an_expired_resumption_token_starts_its_window_over(
