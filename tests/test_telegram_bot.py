@@ -150,7 +150,7 @@ def test_bad_input_always_gets_a_helpful_reply(rt: Runtime, fake: FakeTelegram) 
             fake.send_text(uid, "/start@some_other_bot", chat_type="group")
             fake.send_text(uid, "/start", chat_type="group")
             group = await fake.replies(-uid - 1_000_000, 1)
-            assert "private chats" in group[0].text and len(fake.messages(-uid - 1_000_000)) == 1
+            assert "I send this group" in group[0].text and len(fake.messages(-uid - 1_000_000)) == 1  # set up
             fake.send_text(uid, "/like 1706.03762", edited=True)
             assert "edited" in (await fake.replies(uid, n + 1))[-1].text
             fake.send_sticker(uid)
