@@ -194,6 +194,17 @@ def test_an_archive_harvests_its_categories_through_its_set(
     assert len(want) > 40 and set(stored(cli_env)) == want
 
 
+def test_progress_bar_and_the_follow_up_without_json(
+        fake: FakeArxiv, cli_env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["harvest", "stat.ML", "--from", "2026-01-01", "--to", "2026-01-20"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("harvest stat.ML 2026-01-01..2026-01-20 via api (1 category over 20 days")
+    assert " new, 0 updated, 0 unchanged papers" in lines[1] and "pages/s" in lines[1]
+    assert lines[2].startswith("next: arxiv-digest embed (vectors), then arxiv-digest classify-store")
+    assert "harvest via api" in err and "pages=" in err  # the bar, on stderr
+
+
 # -- resumption -----------------------------------------------------------------------------------------------
 def test_api_harvest_stopped_by_a_refusing_server_resumes_without_asking_again(
         fake: FakeArxiv, server: LocalServer, cli_env: Settings, capsys: pytest.CaptureFixture[str]) -> None:

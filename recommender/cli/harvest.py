@@ -53,7 +53,8 @@ def _text(report: HarvestReport) -> str:
     if report.interrupted:
         lines.append("interrupted: what was harvested is kept; run the same command again to go on")
     elif report.inserted or report.updated:
-        lines.append(f"next: {FOLLOW_UP[0]} (vectors), then {FOLLOW_UP[1]} (predicted categories)")
+        lines.append(f"next: {FOLLOW_UP[0]} (vectors), then {FOLLOW_UP[1]} (predicted categories); "
+                     "with --engine ray for a big harvest")
     return "\n".join(lines)
 
 

@@ -46,7 +46,8 @@ API_MAX_DEPTH = 10_000  # never page one API query past this many results: split
 API_MAX_PAGE_SIZE = 2000  # the most the API answers in one page
 OAI_MIN_DAYS = 92  # a range longer than this is a bulk request: OAI-PMH
 ARCHIVE_API_MAX_DAYS = 31  # a whole archive over more days than this: OAI-PMH
-FOLLOW_UP = ("arxiv-digest embed", "the whole-store classification (see the README)")
+# the harvest stores papers only; these give them vectors and predicted categories (--engine ray for many)
+FOLLOW_UP = ("arxiv-digest embed", "arxiv-digest classify-store")
 
 
 class HarvestError(ArxivError):
