@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -287,6 +287,29 @@ def test_sigterm_stops_a_harvest_and_the_same_command_goes_on(
     assert status == 0 and again["papers"]["new"] == len(expected_ids(fake, CATS)) - summary["papers"]["new"]
     assert not set(first_run) & set(api_starts(server, mark))
     assert set(stored(cli_env)) == expected_ids(fake, CATS)
+
+
+def test_an_open_oai_harvest_resumed_the_next_day_goes_on_from_its_token(
+        fake: FakeArxiv, server: LocalServer, cli_env: Settings) -> None:
+    """Without --to the range ends today, which moves: the windows are found again the next day."""
+    settings = load_settings()
+    fake.page_size = 8
+    today = date.today()
+
+    def stop(report: HarvestReport, n: int) -> None:
+        if report.pages == 2:
+            request_shutdown()
+
+    with Store(settings.db_path, taxonomy=paths.TAXONOMY) as store, \
+            Harvester(settings, store, progress=stop, today=today) as h:
+        assert h.run(["cs.LG"], FIRST, None, via="oai").interrupted
+    reset_shutdown()
+    mark = len(server.requests)
+    with Store(settings.db_path) as store, Harvester(settings, store, today=today + timedelta(days=1)) as h:
+        report = h.run(["cs.LG"], FIRST, None, via="oai")
+    assert not report.interrupted and "resumptionToken" in server.requests[mark][1]
+    assert not [q for _, q, _ in server.requests[mark:] if q.get("from") == ["2026-01-01"]]
+    assert set(stored(settings)) == {p.id for p, _ in fake.papers if "cs.LG" in p.categories}
 
 
 def test_an_expired_resumption_token_starts_its_window_over(

@@ -345,8 +345,10 @@ class Harvester:
 
     def _oai_window(self, sickle: ArxivSickle, target: Target, first: date, last: date, w_first: date,
                     w_last: date, report: HarvestReport) -> None:
-        # the window's key holds the kept submission range too: another --from/--to keeps other records
-        query = f"{target.oai_set} submitted {first}..{last}"
+        # the window's key holds the kept submission range (another range keeps other records); an open range
+        # (up to today) is keyed by its start only, so a harvest resumed on a later day finds its windows again:
+        # what a finished window kept then is all it holds, as a record is never changed before it is submitted
+        query = f"{target.oai_set} submitted from {first}" + (f" to {last}" if last < self.today else "")
         window = self._open("oai", query, w_first, w_last, report)
         if window is None:
             return
