@@ -35,7 +35,8 @@ class MustInclude:
 
 def _followed_author(authors: Sequence[str], follows: Sequence[FollowedAuthor],
                      keys: dict[str, tuple[tuple[str, ...], str]]) -> str | None:
-    """The name of the first followed author among a paper's ``authors`` (``keys``: a cache of split names)."""
+    """The first of a paper's ``authors`` who is followed, as the paper names them (``keys``: a cache of split
+    names)."""
     for name in authors:
         key = keys.get(name)
         if key is None:
@@ -43,7 +44,7 @@ def _followed_author(authors: Sequence[str], follows: Sequence[FollowedAuthor],
         given, surname = key
         for f in follows:
             if f.surname == surname and compatible(given, f.given):
-                return f.name
+                return name
     return None
 
 

@@ -76,6 +76,12 @@ def split_name(name: str) -> tuple[tuple[str, ...], str]:
     return tuple(given_words), family_words[-1]
 
 
+def display_name(name: str) -> str:
+    """A name as shown: ``"Bonanno, Claudio"`` becomes ``"Claudio Bonanno"``; spaces collapsed."""
+    family, comma, given = name.partition(",")
+    return " ".join((f"{given} {family}" if comma and given.strip() else name).split())
+
+
 def compatible(a: Sequence[str], b: Sequence[str]) -> bool:
     """Whether two folded given-name sequences can name the same person: word by word (as far as the shorter
     one goes) equal, or an initial and a name starting with it; a missing given name fits any."""
@@ -199,7 +205,7 @@ class FollowQueries:
         """Follow the author ``name`` (as shown); returns False if the user followed that key already.
         Raises ValueError for a name without letters or past :data:`MAX_AUTHOR_FOLLOWS`."""
         given, surname = split_name(name)
-        if not surname:
+        if not any(ch.isalpha() for ch in surname):
             raise ValueError("an author name needs letters")
         with self.transaction():
             have = self.conn.execute("SELECT count(*) FROM author_follows WHERE user_id = ?", (user_id,)).fetchone()[0]
@@ -211,7 +217,7 @@ class FollowQueries:
             if have >= MAX_AUTHOR_FOLLOWS:
                 raise ValueError(f"at most {MAX_AUTHOR_FOLLOWS} authors")
             self.conn.execute("INSERT INTO author_follows (user_id, surname, given, name) VALUES (?, ?, ?, ?)",
-                              (user_id, surname, " ".join(given), " ".join(name.split())))
+                              (user_id, surname, " ".join(given), display_name(name)))
         return True
 
     def followed_authors(self, user_id: int) -> list[FollowedAuthor]:
