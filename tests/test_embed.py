@@ -69,6 +69,17 @@ def test_onnx_agrees_with_torch(model_home: Path, onnx_embedder: Embedder) -> No
     assert load_embedder(settings, "onnx").key == load_embedder(settings, "torch").key != onnx_embedder.key
 
 
+def test_auto_backend_on_a_cpu_shares_the_vector_space_of_torch(model_home: Path) -> None:
+    """Vectors embedded in bulk by torch (on a GPU) serve a bot on a CPU: the default CPU backend writes and
+    reads the same key as torch."""
+    settings = load_settings(env={}, home=model_home)
+    auto = load_embedder(settings)
+    assert auto.backend == "onnx" and auto.key == load_embedder(settings, "torch").key
+    texts = ["attention is all you need", "a survey of graph neural networks for molecules"]
+    one_by_one = np.vstack([auto.encode_one(t) for t in texts])
+    assert float(np.min((one_by_one * auto.encode(texts)).sum(1))) > 0.9999  # batch-independent
+
+
 def test_empty_input_and_bad_backend(onnx_embedder: Embedder, model_home: Path) -> None:
     assert onnx_embedder.encode([]).shape == (0, 384)
     with pytest.raises(ValueError, match="embed_backend"):

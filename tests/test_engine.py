@@ -26,7 +26,7 @@ DAY = "2026-06-23"
 @pytest.fixture(scope="module")
 def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
     home = tmp_path_factory.getbasetemp() / "reco-model-home"
-    return load_embedder(load_settings(env={}, home=home), "onnx-int8")
+    return load_embedder(load_settings(env={}, home=home), "onnx")  # the product's CPU backend
 
 
 @pytest.fixture(scope="module")
