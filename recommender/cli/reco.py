@@ -47,6 +47,8 @@ def _print_recs(args: argparse.Namespace, recs: list[Recommendation]) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        return _embed_on_ray(args)
     with _engine(args) as eng:
         t = time.perf_counter()
         seeded = eng.seed_vectors(Path(args.seed)) if args.seed else 0
@@ -61,6 +63,49 @@ def cmd_embed(args: argparse.Namespace) -> int:
     else:
         rate = f" ({n / secs:.1f} papers/s)" if n and secs > 0 else ""
         print(f"embedded {n} papers in {secs:.1f}s{rate}; {data['vectors']} vectors of {data['model']}")
+    return 0
+
+
+def _embed_on_ray(args: argparse.Namespace) -> int:
+    """``embed --engine ray``: the bulk job on Ray Data, then the tf-idf index brought up to date."""
+    import sys
+
+    from recommender.embedding.bulk import RayUnavailable, ShardDone, embed_store
+
+    if args.seed or args.export:
+        raise ValueError("--seed and --export go with the single-process engine")
+    settings = settings_from(args)
+    settings.ensure_home()
+    bar: Any = None
+
+    def planned(shards: int, papers: int) -> None:
+        nonlocal bar
+        if not args.json and papers:
+            from tqdm import tqdm
+
+            bar = tqdm(total=papers, desc=f"embedding ({shards} shards)", unit="paper")
+
+    def shard_done(done: ShardDone) -> None:
+        if bar is not None:
+            bar.update(done.papers)
+
+    try:
+        report = embed_store(settings, address=args.address, workers=args.workers, backend=args.backend,
+                             device=args.device, shard_size=args.shard_size, on_plan=planned, on_shard=shard_done)
+    except RayUnavailable as exc:
+        print(f"arxiv-digest embed: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if bar is not None:
+            bar.close()
+    with _engine(args) as eng:
+        eng.sync_lexical(progress=not args.json)
+    data = report.to_dict()
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(f"embedded {report.papers} papers in {report.seconds:.1f}s ({report.papers_per_s:.1f} papers/s) on "
+              f"{report.workers} Ray worker(s), {report.backend} on {report.device}; vectors of {report.key}")
     return 0
 
 
@@ -93,6 +138,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("embed", help="embed every stored paper that has no vector for the current model")
     p.add_argument("--seed", metavar="FILE", help="first take vectors from a file written by --export")
     p.add_argument("--export", metavar="FILE", help="then write all vectors to this Arrow file (e.g. for the demo)")
+    p.add_argument("--engine", choices=("single", "ray"), default="single",
+                   help="single: this process (default, for small jobs); ray: a Ray Data job in resumable shards "
+                        "(needs arxiv-digest[scale])")
+    p.add_argument("--address", metavar="ADDR", help="with --engine ray: a running Ray cluster (default: local Ray)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="with --engine ray: model workers (default: 2 locally, the cluster's GPUs or CPUs)")
+    p.add_argument("--backend", choices=("auto", "onnx", "onnx-int8", "torch"), default="auto",
+                   help="with --engine ray: auto is torch fp16 on GPUs, else ONNX fp32 (the same vectors)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="with --engine ray and torch: cuda (fp16) or cpu (fp32)")
+    p.add_argument("--shard-size", type=int, default=2000, metavar="N",
+                   help="with --engine ray: papers per shard, the unit of resumption (default 2000)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_embed)
 
