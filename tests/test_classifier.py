@@ -142,9 +142,9 @@ def test_build_model_sets_prior_shift_and_export_keeps_it(tmp_path):
     clf = Classifier.load(d)
     assert torch.allclose(clf.model.prior_shift, net.prior_shift)
     net.eval()
-    ids, unk = clf.encode("a a", "a")
-    want = torch.sigmoid(net.calibrated_logits(torch.from_numpy(ids)[None], torch.tensor([len(ids)])))[0]
-    assert np.allclose(clf.probabilities([ids])[0], want.detach().numpy(), atol=1e-3)  # fp16 vectors
+    enc = clf.encode("a a", "a")
+    want = torch.sigmoid(net.calibrated_logits(torch.from_numpy(enc.ids)[None], torch.tensor([len(enc.ids)])))[0]
+    assert np.allclose(clf.probabilities([enc])[0], want.detach().numpy(), atol=1e-3)  # fp16 vectors
 
 
 # --- export / load / predict -------------------------------------------------------------------------------------
@@ -218,9 +218,11 @@ def test_shipped_model_predicts_sensibly():
     assert size < 25e6
 
 
-def test_shipped_model_keeps_its_reported_quality_on_unseen_weeks(shared_corpus):
-    """The committed model, through the public inference API, on 1,000 real papers of the latest three weeks
-    (never seen in training): its sample-F1 is where its metrics.json says, not a broken or stale file."""
+def test_shipped_model_keeps_its_reported_quality_on_the_latest_weeks(shared_corpus):
+    """The committed model, through the public inference API, on 1,000 real papers of the latest three weeks:
+    the ensemble scores at least what its recipe scored on them in the selection run (ensemble.json), when
+    they were unseen; the shipped heads were retrained on every paper, so it can only be a broken or stale file
+    that scores below (a margin for the 1,000-paper sample)."""
     import random
 
     from training.config import TrainConfig
@@ -234,12 +236,125 @@ def test_shipped_model_keeps_its_reported_quality_on_unseen_weeks(shared_corpus)
     test = temporal_split(records, cfg.temporal_test_weeks, cfg.temporal_val_weeks).test
     sample = [records[i] for i in sorted(random.Random(5).sample(test, 1000))]
     clf = get_classifier()
+    assert clf.tfidf is not None, "the shipped model is the ensemble"
     pos = {c: i for i, c in enumerate(clf.codes)}
     y = np.zeros((len(sample), len(clf.codes)), dtype=np.uint8)
     for n, r in enumerate(sample):
         y[n, [pos[c] for c in r.labels]] = 1
-    probs = clf.probabilities([clf.encode(r.title, r.abstract)[0] for r in sample])
-    rep = full_report(probs, y, clf.group_index, clf.groups, clf.threshold)
-    reported = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())["test"]
-    assert rep["category_sample_f1"] > reported["category_sample_f1"] - 0.04
-    assert rep["master_sample_f1"] > reported["master_sample_f1"] - 0.03
+    probs = clf.probabilities([clf.encode(r.title, r.abstract) for r in sample])
+    rep = full_report(probs, y, clf.group_index, clf.groups, clf.threshold, clf.thresholds)
+    reported = json.loads((DEFAULT_MODEL_DIR / "ensemble.json").read_text())["selection"]["temporal_test"]
+    assert rep["category_sample_f1"] > reported["category_sample_f1"] - 0.03
+    assert rep["master_sample_f1"] > reported["master_sample_f1"] - 0.02
+
+
+# --- the ensemble: tf-idf head, stack, per-category thresholds ---------------------------------------------------
+PAPERS = [("Quantum error correction with surface codes", "We study logical qubits, decoders and the threshold."),
+          ("Dark matter halos of dwarf galaxies", "Hydrodynamical simulations of galaxy rotation curves."),
+          ("Neural network pruning", "We prune the weights of a deep neural network without retraining."),
+          ("", "Only an abstract about quantum galaxies and neural networks, twice: quantum quantum.")]
+
+
+def test_tfidf_features_match_scikit_learn():
+    """The head's tf-idf (sublinear tf, smooth idf, L2) is scikit-learn's TfidfVectorizer on the same terms."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from recommender.classification.tfidf_head import TfidfHead, paper_terms
+    from training.tfidf_lr import LrConfig, feature_matrix, fit_vocabulary
+
+    docs = [paper_terms(t, a) for t, a in PAPERS] * 3
+    terms, idf = fit_vocabulary(docs, LrConfig(min_df=1, max_df=1.0))
+    vec = TfidfVectorizer(sublinear_tf=True, token_pattern=r"\S+", lowercase=False, vocabulary=terms)
+    want = vec.fit_transform([" ".join(d) for d in docs]).toarray()
+    assert np.allclose(idf, vec.idf_, atol=1e-5)
+    head = TfidfHead(terms, idf, np.zeros((len(terms), 2), np.float32), np.zeros(2, np.float32))
+    got = feature_matrix(head, docs).toarray()
+    assert np.allclose(got, want, atol=1e-5)
+    assert head.features(["never-seen"])[0].size == 0
+
+
+def _head(n_terms: int, n_cats: int, seed: int = 0):
+    from recommender.classification.tfidf_head import TfidfHead
+
+    rng = np.random.default_rng(seed)
+    terms = ["quantum", "galaxy", "neural", "network", "the", "of", "dark", "matter", "qubits", "halos"][:n_terms]
+    return TfidfHead(terms, rng.uniform(1, 3, len(terms)).astype(np.float32),
+                     rng.normal(0, 1, (len(terms), n_cats)).astype(np.float32),
+                     rng.normal(-2, 0.5, n_cats).astype(np.float32))
+
+
+def test_tfidf_head_round_trip_without_pickle(tmp_path):
+    from recommender.classification.tfidf_head import WEIGHTS_FILE, TfidfHead, paper_terms
+
+    head = _head(10, 149)
+    info = head.save(tmp_path)
+    assert info["kept_share"] == 1.0
+    with np.load(tmp_path / WEIGHTS_FILE, allow_pickle=False) as z:
+        assert z["values"].dtype == np.float16 and z["indices"].dtype == np.uint16
+    back = TfidfHead.load(tmp_path)
+    docs = [paper_terms(t, a) for t, a in PAPERS]
+    assert np.allclose(back.logits(docs), head.logits(docs), atol=2e-2)  # fp16 weights
+    pruned = tmp_path / "pruned"
+    pruned.mkdir()
+    assert head.save(pruned, prune=1.0)["kept_share"] < 0.5
+    w = TfidfHead.load(pruned).weights
+    assert ((np.abs(w) >= 1.0 - 1e-3) | (w == 0)).all()
+
+
+@pytest.fixture(scope="module")
+def ensemble_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny SHA-RNN plus a tf-idf head, a stack and per-category thresholds: an ensemble directory."""
+    import shutil
+
+    from recommender.classification.classify import ENSEMBLE_FILE
+
+    d = tmp_path_factory.mktemp("ens") / "ensemble"
+    shutil.copytree(tiny_model_dir, d)
+    _head(10, 149, seed=4).save(d)
+    thresholds = [0.3] * 149
+    thresholds[5] = 0.99
+    (d / ENSEMBLE_FILE).write_text(json.dumps({"stack": {"sharnn": 0.7, "tfidf": 0.6, "bias": -0.2},
+                                               "threshold": 0.35, "thresholds": thresholds}))
+    return d
+
+
+def test_ensemble_probabilities_combine_both_heads(ensemble_dir, tiny_model_dir):
+    from recommender.classification.tfidf_head import TfidfHead
+
+    ens = Classifier.load(ensemble_dir)
+    alone = Classifier.load(tiny_model_dir)
+    head = TfidfHead.load(ensemble_dir)
+    assert ens.tfidf is not None and alone.tfidf is None
+    enc = [ens.encode(t, a) for t, a in PAPERS]
+    z = 0.7 * alone.sharnn_logits([alone.encode(t, a) for t, a in PAPERS]) + 0.6 * head.logits(
+        [e.terms for e in enc]) - 0.2
+    assert np.allclose(ens.probabilities(enc), 1 / (1 + np.exp(-z)), atol=1e-5)
+    assert ens.threshold == 0.35 and ens.thresholds[5] == pytest.approx(0.99) and ens.thresholds[0] == 0.3
+    assert ens.meta["ensemble"]["stack"]["tfidf"] == 0.6
+
+
+def test_ensemble_predicts_with_per_category_thresholds(ensemble_dir):
+    clf = Classifier.load(ensemble_dir)
+    probs = np.full(len(clf.codes), 0.1, dtype=np.float32)
+    probs[9], probs[5], probs[7], probs[0] = 0.999, 0.98, 0.32, 0.29
+    codes = [c for c, _ in clf._prediction(probs, 0.0).categories]
+    assert codes == [clf.codes[9], clf.codes[7]]  # 5 is below its own 0.99, 0 below the 0.3 of the others
+    probs[9] = 0.1
+    codes = [c for c, _ in clf._prediction(probs, 0.0).categories]
+    assert codes == [clf.codes[5], clf.codes[7]]  # the top category is always predicted
+    batch = clf.predict_batch(PAPERS)
+    single = clf.predict(*PAPERS[1])
+    assert [c for c, _ in single.categories] == [c for c, _ in batch[1].categories]
+    assert np.allclose([q for _, q in single.categories], [q for _, q in batch[1].categories], atol=1e-4)
+
+
+def test_broken_ensemble_directory_is_a_clear_error(ensemble_dir, tmp_path):
+    import shutil
+
+    from recommender.classification.tfidf_head import WEIGHTS_FILE
+
+    d = tmp_path / "broken"
+    shutil.copytree(ensemble_dir, d)
+    (d / WEIGHTS_FILE).unlink()
+    with pytest.raises(ClassifierError, match="tf-idf head"):
+        Classifier.load(d)

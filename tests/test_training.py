@@ -171,3 +171,74 @@ def test_report_names_models_by_epochs_and_vectors(tmp_path):
     rows = [line for line in md.splitlines() if line.startswith("| ") and "F1" not in line and "---" not in line]
     assert rows[0].startswith("| **SHA-RNN, 3 epochs, word vectors** | 70.0")  # best first
     assert any(r.startswith("| logistic regression (tf-idf) | 65.0") for r in rows)
+
+
+def test_split_all_trains_on_every_paper_and_ships_the_given_threshold(tiny_run, tmp_path, records, labels):
+    """`train --split all`: every paper is training data (no test part), the last epoch is kept, the model is
+    exported with the selection run's threshold; ``vectors_from`` reuses a model's vocabulary and vectors
+    (no fastText)."""
+    run_dir, _ = tiny_run
+    cfg = replace(TINY, epochs=2, threshold=0.35)
+    results = run(FIXTURE, tmp_path, cfg, splits=("all",), ship_model=False, progress=False,
+                  vectors_from=run_dir / "random" / "model")
+    r = results["all"]
+    assert r["train"]["train_papers"] == len(records) and r["train"]["best_epoch"] == 2
+    assert "test" not in r and not (tmp_path / "fasttext.bin").exists()
+    assert (tmp_path / "vocab.txt").read_text() == (run_dir / "random" / "model" / "vocab.txt").read_text()
+    clf = Classifier.load(tmp_path / "all" / "model")
+    assert clf.threshold == 0.35 and clf.meta["split"] == "all"
+    assert clf.predict("Quantum error correction", "Logical qubits and decoders.").categories
+
+
+def test_tfidf_logistic_regression_learns(records, labels):
+    """The jointly fitted one-vs-rest logistic regression on tf-idf beats always answering the most frequent
+    category by far, on held-out real papers."""
+    from recommender.classification.tfidf_head import paper_terms
+    from training.metrics import predict_sets, tune_threshold
+    from training.prepare import multi_hot
+    from training.tfidf_lr import LrConfig, head_logits, train_head
+
+    split = random_split(records, 0.25, 0.15, 3)
+    y = multi_hot(records, labels)
+    docs = [paper_terms(r.title, r.abstract) for r in records]
+    head = train_head([docs[i] for i in split.train], y[split.train], LrConfig(min_df=2, epochs=20, lr=0.05))
+    pv = 1 / (1 + np.exp(-head_logits(head, [docs[i] for i in split.val])))
+    pt = 1 / (1 + np.exp(-head_logits(head, [docs[i] for i in split.test])))
+    assert np.allclose(head.logits([docs[i] for i in split.test[:5]]),
+                       head_logits(head, [docs[i] for i in split.test[:5]]), atol=1e-4)
+    f1 = sample_f1(y[split.test], predict_sets(pt, tune_threshold(pv, y[split.val])))
+    chance = np.zeros_like(y[split.test])
+    chance[:, y[split.train].sum(0).argmax()] = 1
+    assert f1 > sample_f1(y[split.test], chance) + 0.15, f1
+
+
+def test_stack_recovers_known_weights_and_thresholds_improve_validation():
+    from training.ensemble import (
+        apply_stack,
+        choose_shrinkage,
+        fit_stack,
+        paired_bootstrap,
+        per_paper_f1,
+        shrink,
+        tune_category_thresholds,
+    )
+    from training.metrics import predict_sets
+
+    rng = np.random.default_rng(0)
+    z1, z2 = rng.normal(0, 2, (3000, 6)), rng.normal(0, 2, (3000, 6))
+    y = (rng.random((3000, 6)) < 1 / (1 + np.exp(-(0.8 * z1 + 0.5 * z2 - 1.0)))).astype(np.uint8)
+    theta = fit_stack([z1, z2], y)
+    assert np.allclose(theta, [0.8, 0.5, -1.0], atol=0.08), theta
+    p = apply_stack(theta, [z1, z2])
+    # a category whose probabilities are shifted down needs a lower threshold of its own
+    p[:, 2] *= 0.3
+    t = tune_category_thresholds(p, y, 0.5)
+    base = per_paper_f1(y.astype(bool), predict_sets(p, 0.5).astype(bool)).mean()
+    tuned = per_paper_f1(y.astype(bool), predict_sets(p, t).astype(bool)).mean()
+    assert tuned > base and t[2] < 0.5
+    shrunk = shrink(t, 0.5, np.array([1000, 1000, 1000, 1000, 1000, 0.0]), 10.0)
+    assert shrunk[5] == 0.5 and abs(shrunk[2] - t[2]) < 0.01
+    k, scores = choose_shrinkage(p, y, 0.5)
+    assert set(scores) >= {"0.0", "1000000000.0"} and scores[str(k)] == max(scores.values())
+    better = paired_bootstrap(np.full(500, 0.8) + rng.normal(0, 0.1, 500), np.full(500, 0.7))
+    assert 0.08 < better["low"] < better["diff"] < better["high"] < 0.12

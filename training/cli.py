@@ -26,8 +26,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     t.add_argument("--data", type=Path, default=None,
                    help="corpus JSONL(.gz) in the corpus format (default: the papers in the store)")
     t.add_argument("--out", type=Path, default=DEFAULT_RUN_DIR, help=f"run directory (default {DEFAULT_RUN_DIR})")
-    t.add_argument("--split", choices=["temporal", "random", "both"], default="both",
-                   help="which split's model to train (default both; the temporal one is shipped)")
+    t.add_argument("--split", choices=["temporal", "random", "both", "all"], default="both",
+                   help="which split's model to train (default both); 'all' trains on every paper, no test part "
+                        "(the shipped model: epochs and threshold fixed by a selection run on the temporal split)")
+    t.add_argument("--vectors-from", type=Path, default=None,
+                   help="reuse this model directory's vocabulary and word vectors instead of training fastText")
+    t.add_argument("--threshold", type=float, default=None,
+                   help="with --split all: the threshold to ship (from the selection run)")
     t.add_argument("--config", type=Path, help="JSON file overriding TrainConfig fields")
     t.add_argument("--epochs", type=int)
     t.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
@@ -71,7 +76,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     cfg = TrainConfig()
     if args.config:
         cfg = TrainConfig.from_dict({**cfg.to_dict(), **json.loads(args.config.read_text())})
-    for name in ("epochs", "threads", "max_train_papers", "max_minutes", "lr"):
+    for name in ("epochs", "threads", "max_train_papers", "max_minutes", "lr", "threshold"):
         if getattr(args, name) is not None:
             cfg = replace(cfg, **{name: getattr(args, name)})
     if args.init_from is not None:
@@ -96,11 +101,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.name and len(splits) != 1:
             raise ValueError("--name needs a single --split")
         results = run(args.data, args.out, cfg, splits, ship_model=not args.no_ship, name=args.name,
-                      store_path=store_path)
+                      store_path=store_path, vectors_from=args.vectors_from)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     for split, r in results.items():
+        if "test" not in r:
+            print(f"{split}: trained on {r['train']['train_papers']} papers, no test part ({r['train']['status']})")
+            continue
         print(f"{split}: test category sample-F1 {r['test']['category_sample_f1']:.3f}, "
               f"master sample-F1 {r['test']['master_sample_f1']:.3f} ({r['train']['status']})")
     return 0

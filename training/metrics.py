@@ -11,7 +11,8 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 
-def predict_sets(probs: np.ndarray, threshold: float) -> np.ndarray:
+def predict_sets(probs: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
+    """Labels at or above the threshold (one global, or one per category), plus always the top one."""
     pred = (probs >= threshold).astype(np.uint8)
     pred[np.arange(len(probs)), probs.argmax(1)] = 1
     return pred
@@ -49,10 +50,11 @@ def tune_threshold(probs: np.ndarray, y_true: np.ndarray, grid: np.ndarray | Non
 
 
 def full_report(probs: np.ndarray, y_true: np.ndarray, group_index: np.ndarray, groups: list[str],
-                threshold: float) -> dict:
-    """Sample/micro/macro F1 for categories and master categories, and per-group scores."""
+                threshold: float, category_thresholds: np.ndarray | None = None) -> dict:
+    """Sample/micro/macro F1 for categories and master categories, and per-group scores. Categories are
+    predicted at ``category_thresholds`` (one per category) when given, masters always at ``threshold``."""
     n_groups = len(groups)
-    pred = predict_sets(probs, threshold)
+    pred = predict_sets(probs, threshold if category_thresholds is None else category_thresholds)
     mpred = master_sets(probs, group_index, n_groups, threshold)
     mtrue = np.zeros((len(y_true), n_groups), dtype=np.uint8)
     for g in range(n_groups):
@@ -69,6 +71,7 @@ def full_report(probs: np.ndarray, y_true: np.ndarray, group_index: np.ndarray, 
     return {
         "papers": int(len(y_true)),
         "threshold": float(threshold),
+        "per_category_thresholds": category_thresholds is not None,
         "category_sample_f1": sample_f1(y_true, pred),
         "master_sample_f1": sample_f1(mtrue, mpred),
         "category_micro_f1": float(f1_score(y_true, pred, average="micro", zero_division=0)),

@@ -52,7 +52,27 @@ def train_split(prep: Prepared, cfg: TrainConfig, run_dir: Path, split: str, pro
     data = TrainData(prep.token_ids, prep.targets, gi, len(prep.labels.groups), prep.vectors, s.train, s.val)
     summary = train(data, cfg, out, progress)
     plot_metrics(out / "metrics.jsonl", out / "curves.png", title=f"SHA-RNN, {split} split")
+    if not s.test:  # split "all": nothing to score; export with the selection run's threshold
+        return export_all(prep, cfg, out, summary)
     return evaluate_split(prep, cfg, out, split, summary, progress)
+
+
+def export_all(prep: Prepared, cfg: TrainConfig, out: Path, summary: dict) -> dict:
+    """Export the model trained on every paper (its last epoch) with ``cfg.threshold``."""
+    gi = group_index(prep.labels)
+    s = prep.splits["all"]
+    data = TrainData(prep.token_ids, prep.targets, gi, len(prep.labels.groups), prep.vectors, s.train, s.val)
+    model = build_model(data, cfg)
+    load_weights(model, out / "best.pt")
+    result: dict[str, Any] = {"model": "SHA-RNN", "split": "all", "threshold": cfg.threshold, "train": summary,
+                              "prior_correction": cfg.prior_correction}
+    (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    export_model(model, out / "model", vocab=prep.vocab, phrases=prep.phrases, labels=prep.labels,
+                 max_tokens=cfg.max_tokens, threshold=cfg.threshold,
+                 metrics={k: result[k] for k in ("split", "threshold", "train")},
+                 provenance={"split": "all", "train_papers": summary["train_papers"],
+                             "train_config": cfg.to_dict()})
+    return result
 
 
 def evaluate_split(prep: Prepared, cfg: TrainConfig, out: Path, split: str, summary: dict,
@@ -124,12 +144,12 @@ def ship(run_dir: Path, split: str = "temporal", dest: Path = SHIPPED_MODEL_DIR,
 
 def run(data: Path | None, run_dir: Path, cfg: TrainConfig, splits: tuple[str, ...] = ("temporal", "random"),
         ship_model: bool = True, progress: bool = True, name: str | None = None,
-        store_path: Path | None = None) -> dict[str, dict]:
+        store_path: Path | None = None, vectors_from: Path | None = None) -> dict[str, dict]:
     """Train and evaluate one model per split on the corpus file ``data`` or (``data`` None) the papers of the
     store at ``store_path``; ``name`` (one split only) names its subdirectory."""
     labels = Labels.from_taxonomy()
     records = load_corpus(data, labels, store_path)
-    prep = prepare(records, labels, cfg, run_dir)
+    prep = prepare(records, labels, cfg, run_dir, vectors_from=vectors_from)
     results = {}
     for split in splits:
         results[split] = train_split(prep, cfg, run_dir, split, progress, name if len(splits) == 1 else None)

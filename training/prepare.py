@@ -40,22 +40,39 @@ class Prepared:
 
 
 def make_splits(records: list[Record], cfg: TrainConfig) -> dict[str, Split]:
+    temporal = temporal_split(records, cfg.temporal_test_weeks, cfg.temporal_val_weeks)
     return {
-        "temporal": temporal_split(records, cfg.temporal_test_weeks, cfg.temporal_val_weeks),
+        "temporal": temporal,
         "random": random_split(records, cfg.random_test_frac, cfg.random_val_frac, cfg.seed),
+        # the shipped model learns from every paper; its "validation" papers (the temporal ones) are seen in
+        # training, so they only monitor it: its epochs and threshold come from the temporal selection run
+        "all": Split("all", list(range(len(records))), list(temporal.val), []),
     }
 
 
 def vector_train_indices(splits: dict[str, Split]) -> list[int]:
     common = set(splits["temporal"].train)
     for s in splits.values():
-        common &= set(s.train)
+        if s.test:  # splits with a test part (not "all")
+            common &= set(s.train)
     return sorted(common)
 
 
+def seed_vectors(run_dir: Path, model_dir: Path) -> None:
+    """Start a run from a shipped model's vocabulary, phrases and (fp16) word vectors: no fastText step."""
+    if (run_dir / "vectors.npy").exists():
+        return
+    (run_dir / "phrases.txt").write_text((model_dir / "phrases.txt").read_text(encoding="utf-8"))
+    (run_dir / "vocab.txt").write_text((model_dir / "vocab.txt").read_text(encoding="utf-8"))
+    np.save(run_dir / "vectors.npy", np.load(model_dir / "vectors.f16.npy").astype(np.float32))
+    log.info("vocabulary and word vectors taken from %s", model_dir)
+
+
 def prepare(records: list[Record], labels: Labels, cfg: TrainConfig, run_dir: Path,
-            splits: dict[str, Split] | None = None) -> Prepared:
+            splits: dict[str, Split] | None = None, vectors_from: Path | None = None) -> Prepared:
     run_dir.mkdir(parents=True, exist_ok=True)
+    if vectors_from is not None:
+        seed_vectors(run_dir, vectors_from)
     splits = splits or make_splits(records, cfg)
     splits_path = run_dir / "splits.json"
     if not splits_path.exists():
@@ -76,7 +93,7 @@ def prepare(records: list[Record], labels: Labels, cfg: TrainConfig, run_dir: Pa
     pset = frozenset(phrases)
 
     ft_bin = run_dir / "fasttext.bin"
-    if not ft_bin.exists():
+    if not ft_bin.exists() and not (run_dir / "vectors.npy").exists():
         text_path = run_dir / "fasttext_corpus.txt"
         if not text_path.exists():
             lines = (corpus_line(records[i].title, records[i].abstract, pset)
