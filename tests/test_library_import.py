@@ -5,6 +5,7 @@ server, the document downloaded with getFile; unknown ids fetched from a local a
 from __future__ import annotations
 
 import io
+import sqlite3
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from recommender.config import Settings, load_settings
 from recommender.sources.library import MAX_BYTES, MAX_ENTRIES, LibraryError, check_upload, parse_library
 from recommender.store import Store
 from recommender.store.library import normalise_title
+from recommender.store.schema import MIGRATIONS, V_LIBRARY_GROUPS, migrate
 from tests.support.bot_fixtures import KeywordClassifier, copy_home, hash_engine, run
 from tests.support.fake_telegram import TOKEN, FakeTelegram
 from tests.support.local_server import LocalServer
@@ -98,7 +100,34 @@ def test_titles_match_exactly_after_normalisation_or_closely_above_a_strict_thre
     assert got[exact].paper_id == "2505.19404" and got[exact].exact
     assert got[close].paper_id == "2606.30126" and not got[close].exact and got[close].similarity >= 0.95
     assert near_miss not in got and different not in got and "" not in got
-    assert store.sync_title_keys() == 0  # keyed once; only new or changed papers are keyed again
+    shuffled = "Federated active learning for low-budget TypiClust: exploring the possibility"
+    assert shuffled not in store.match_titles([shuffled])  # the same words are not the same title
+
+
+def test_a_database_of_the_previous_version_keeps_its_rows(tmp_path: Path) -> None:
+    """The migration adding group chats and quick checks keeps every row; title matching needs no new table."""
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    before = MIGRATIONS.index(V_LIBRARY_GROUPS)
+    assert migrate(conn, MIGRATIONS[:before]) == before
+    conn.executescript("""
+        INSERT INTO papers (id, title, content_hash) VALUES ('2606.30126',
+            'Seismic full waveform inversion via a physics-guided Fourier representation neural network', 'h');
+        INSERT INTO users (id, chat_id, name) VALUES (7, 7, 'Ada'), (-1001, -1001, 'Reading group');
+        INSERT INTO feedback (user_id, paper_id, value) VALUES (7, '2606.30126', 1);
+        INSERT INTO digests (user_id, announced, status) VALUES (7, '2026-06-30', 'sent');
+    """)
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        assert store.liked_ids(7) == ["2606.30126"] and store.get_user(-1001).name == "Reading group"
+        assert store.last_digest_day(7) == "2026-06-30"
+        assert not store.is_group(-1001)
+        store.add_group(-1001, "Reading group")
+        assert store.is_group(-1001) and store.claim_quickcheck(7, "2026-06-30", ["2606.30126"])
+        title = "Seismic full-waveform inversion via a physics guided Fourier representation neural network"
+        assert store.match_titles([title])[title].paper_id == "2606.30126"
 
 
 # -- the terminal ---------------------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
-"""SQL for matching references by title: the stored papers' normalised titles, exact look-up and a strict fuzzy one.
+"""SQL for matching references by title against the stored papers: exact after normalisation, or a strict close match.
 
-``title_keys`` holds each paper's title key (:func:`normalise_title`: LaTeX braces and commands, accents, case
-and punctuation gone) with the content hash it was made from, and ``title_words`` (FTS5, rowid = the paper's
-rowid) the same keys for full-text candidates. :meth:`LibraryQueries.match_titles` keys what is new or changed
-first (papers are never keyed on the ingestion path; the first import after a big harvest pays once), then
-matches each title exactly by key, else takes the FTS5 best candidates and accepts the closest only above a
-strict similarity (:data:`FUZZY_CUTOFF` of difflib's ratio on keys, titles of at least :data:`FUZZY_MIN_CHARS`).
+Candidates come from the full-text index of titles and abstracts that keyword alerts keep in sync (``papers_fts``,
+FTS5 with diacritics removed; see ``recommender.store.follows``), searched in its title column only, so nothing
+extra is stored or kept up to date and a look-up costs the same in a demo store and in all of arXiv. A title
+matches exactly when a candidate's :func:`normalise_title` key (LaTeX braces and commands, accents, case and
+punctuation gone) equals its own: the candidates are the papers whose titles contain all its words. Failing
+that, the best candidates for any of its words are compared by difflib's ratio of keys, and the closest is
+accepted only at :data:`FUZZY_CUTOFF` or above, for titles of at least :data:`FUZZY_MIN_CHARS`.
 """
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ import re
 import sqlite3
 import unicodedata
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 FUZZY_CUTOFF = 0.95  # "attention is not all you need" vs "attention is all you need" is 0.93: refused
 FUZZY_MIN_CHARS = 20
-FTS_CANDIDATES = 8
-KEY_BATCH = 5000
+EXACT_CANDIDATES = 20
+FUZZY_CANDIDATES = 8
+MAX_QUERY_WORDS = 40
 _LATEX_CMD = re.compile(r"\\[A-Za-z]+\*?|\\.")
 _ACCENTS = "\"'`^~=."  # \"o, \'e, ...: the accent goes, the letter stays
 
@@ -38,7 +39,7 @@ def normalise_title(title: str) -> str:
 @dataclass(frozen=True)
 class TitleMatch:
     paper_id: str
-    exact: bool  # equal keys; else a close match above FUZZY_CUTOFF
+    exact: bool  # equal keys; else a close match at FUZZY_CUTOFF or above
     similarity: float
 
 
@@ -49,60 +50,35 @@ class LibraryQueries:
         @property
         def conn(self) -> sqlite3.Connection: ...
 
-        def transaction(self) -> AbstractContextManager[None]: ...
-
-    def sync_title_keys(self) -> int:
-        """Key the titles of papers added or changed since the last call; returns how many were keyed."""
-        done = 0
-        while True:
-            rows = self.conn.execute(
-                "SELECT p.rowid, p.id, p.title, p.content_hash FROM papers p LEFT JOIN title_keys k "
-                "ON k.paper_id = p.id WHERE k.paper_id IS NULL OR k.content_hash != p.content_hash LIMIT ?",
-                (KEY_BATCH,)).fetchall()
-            if not rows:
-                return done
-            keyed = [(r[0], r[1], normalise_title(r[2]), r[3]) for r in rows]
-            with self.transaction():
-                self.conn.executemany("DELETE FROM title_words WHERE rowid = ?", [(k[0],) for k in keyed])
-                self.conn.executemany("INSERT INTO title_words (rowid, title_key) VALUES (?, ?)",
-                                      [(k[0], k[2]) for k in keyed])
-                self.conn.executemany(
-                    "INSERT INTO title_keys (paper_id, title_key, content_hash) VALUES (?, ?, ?) "
-                    "ON CONFLICT(paper_id) DO UPDATE SET title_key = excluded.title_key, "
-                    "content_hash = excluded.content_hash", [(k[1], k[2], k[3]) for k in keyed])
-            done += len(keyed)
-
     def match_titles(self, titles: Sequence[str]) -> dict[str, TitleMatch]:
         """Each title's stored paper (keyed by the title as given), exact after normalisation or a close match;
         titles without a match are left out."""
-        self.sync_title_keys()
         out: dict[str, TitleMatch] = {}
         for title in dict.fromkeys(titles):
             key = normalise_title(title)
             if not key:
                 continue
-            row = self.conn.execute("SELECT paper_id FROM title_keys WHERE title_key = ? ORDER BY paper_id LIMIT 1",
-                                    (key,)).fetchone()
-            if row is not None:
-                out[title] = TitleMatch(row[0], True, 1.0)
-                continue
-            if len(key) < FUZZY_MIN_CHARS:
-                continue
-            best = self._closest(key)
-            if best is not None:
+            words = list(dict.fromkeys(key.split()))[:MAX_QUERY_WORDS]
+            exact = [pid for pid, t in self._title_candidates(" ".join(f'"{w}"' for w in words), EXACT_CANDIDATES)
+                     if normalise_title(t) == key]
+            if exact:
+                out[title] = TitleMatch(min(exact), True, 1.0)
+            elif len(key) >= FUZZY_MIN_CHARS and (best := self._closest(key, words)) is not None:
                 out[title] = best
         return out
 
-    def _closest(self, key: str) -> TitleMatch | None:
-        words = [w for w in key.split() if len(w) > 2] or key.split()
-        query = " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
-        rows = self.conn.execute(
-            "SELECT k.paper_id, k.title_key FROM (SELECT rowid FROM title_words WHERE title_words MATCH ? "
-            "ORDER BY rank LIMIT ?) f JOIN papers p ON p.rowid = f.rowid JOIN title_keys k ON k.paper_id = p.id",
-            (query, FTS_CANDIDATES)).fetchall()
+    def _title_candidates(self, query: str, limit: int) -> list[tuple[str, str]]:
+        """(id, title) of the best ``limit`` papers for an FTS5 ``query`` over titles."""
+        return [(r[0], r[1]) for r in self.conn.execute(
+            "SELECT p.id, p.title FROM (SELECT rowid, rank FROM papers_fts WHERE papers_fts MATCH ? "
+            "ORDER BY rank LIMIT ?) f JOIN papers p ON p.rowid = f.rowid ORDER BY f.rank",
+            (f"title : ({query})", limit))]
+
+    def _closest(self, key: str, words: list[str]) -> TitleMatch | None:
+        telling = [w for w in words if len(w) > 2] or words
         best: TitleMatch | None = None
-        for pid, candidate in rows:
-            ratio = difflib.SequenceMatcher(None, key, candidate, autojunk=False).ratio()
+        for pid, title in self._title_candidates(" OR ".join(f'"{w}"' for w in telling), FUZZY_CANDIDATES):
+            ratio = difflib.SequenceMatcher(None, key, normalise_title(title), autojunk=False).ratio()
             if ratio >= FUZZY_CUTOFF and (best is None or ratio > best.similarity):
                 best = TitleMatch(pid, False, ratio)
         return best

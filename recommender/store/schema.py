@@ -200,16 +200,8 @@ V_HARVEST = """
         );
 """
 
-# library import (title matching), group chats, quick checks (bot/cmd_import.py, bot/cmd_group.py, quick checks)
+# group chats and quick checks (recommender/store/groups.py); library import needs no table (papers_fts)
 V_LIBRARY_GROUPS = """
-        -- each paper's normalised title (recommender.store.library.normalise_title), keyed lazily on import
-        CREATE TABLE title_keys (
-            paper_id TEXT PRIMARY KEY REFERENCES papers(id) ON DELETE CASCADE,
-            title_key TEXT NOT NULL,
-            content_hash TEXT NOT NULL      -- of the paper when keyed: a changed paper is keyed again
-        );
-        CREATE INDEX idx_title_keys_key ON title_keys(title_key);
-        CREATE VIRTUAL TABLE title_words USING fts5(title_key);  -- rowid = the paper's rowid
         -- a group chat the bot serves; its settings and profile are the users row whose id is the chat id
         CREATE TABLE chat_groups (
             chat_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
