@@ -147,9 +147,11 @@ def test_a_window_deeper_than_the_api_pages_is_split(
 # -- OAI-PMH ------------------------------------------------------------------------------------------------
 def test_oai_harvest_with_resumption_tokens_flow_control_and_no_records_match(
         fake: FakeArxiv, server: LocalServer, cli_env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    fake.faults = {("oai", 2): (503, "<html>Retry later</html>", {"Retry-After": "0"})}
+    fake.faults = {("oai", 2): (503, "<html>Retry later</html>", {"Retry-After": "1"})}
     status, summary, _ = harvest(capsys, "cs.LG", *RANGE, "--via", "oai")
     assert status == 0, summary
+    stamps = [t for path, _, t in server.requests if path == "/oai"]
+    assert stamps[2] - stamps[1] >= 0.9  # the 503's Retry-After was honoured (the request delay is 0)
     want = expected_ids(fake, ["cs.LG"])
     assert summary["route"] == "oai" and summary["papers"]["new"] == len(want)
     oai = [q for path, q, _ in server.requests if path == "/oai"]
