@@ -104,7 +104,7 @@ def test_features_are_what_they_say() -> None:
 
 def test_learned_ranking_single_and_batched_agree() -> None:
     profiles, ids, cands, cand_lex, cats, bg = _world()
-    ctx = LearnedContext(_model(MIXED), bg, cats)
+    ctx = LearnedContext.of(_model(MIXED), bg, cats)
     thresholds = [None if j % 3 == 0 else 0.05 for j in range(len(profiles))]
     many = rank_many(profiles, ids, cands, n=7, min_score=thresholds, lexical=cand_lex, max_columns=12,
                      learned=ctx)
@@ -130,7 +130,7 @@ def test_dislikes_and_excluded_candidates_through_rank() -> None:
     profiles, ids, cands, cand_lex, cats, bg = _world()
     p = profiles[1]  # with dislikes
     assert p.dislikes is not None
-    ctx = LearnedContext(_model({"dis_emb_max": -1.0}), bg, cats)
+    ctx = LearnedContext.of(_model({"dis_emb_max": -1.0}), bg, cats)
     ranked = rank(p, ids, cands, n=60, lexical=cand_lex, learned=ctx, exclude={"c0", "c1"})
     near = (cands @ p.dislikes.T).max(axis=1)
     got = [int(r.paper_id[1:]) for r in ranked]

@@ -75,9 +75,7 @@ def rank(profile: Profile, ids: Sequence[str], vectors: np.ndarray, n: int = 10,
             ids = [ids[r] for r in keep]
             vectors = np.asarray(vectors)[keep]
             lexical = lexical[keep] if lexical is not None else None
-            if learned is not None and learned.cand_categories is not None:
-                learned = LearnedContext(learned.model, learned.background,
-                                         [learned.cand_categories[r] for r in keep])
+            learned = learned.subset(keep) if learned is not None else None
     return rank_many([profile], ids, vectors, n, min_score, params, lexical, learned=learned)[0]
 
 

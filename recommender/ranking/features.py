@@ -71,42 +71,66 @@ def lex_mean_of(lex: sp.csr_matrix | None) -> np.ndarray | None:
     return np.asarray(lex.mean(axis=0), np.float32).ravel()
 
 
-def _cat_matrix(cats: Sequence[Sequence[str]], col: dict[str, int], primary: bool) -> sp.csr_matrix:
-    """(len(cats), C) rows: the primary category's one-hot, or every listed category at 1/count."""
-    rows, cols, vals = [], [], []
-    for r, cs in enumerate(cats):
-        chosen = list(cs[:1]) if primary else list(dict.fromkeys(cs))
-        for c in chosen:
-            rows.append(r)
-            cols.append(col.setdefault(c, len(col)))
-            vals.append(1.0 / len(chosen))
-    return sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(len(cats), max(len(col), 1)))
+class CandidateCategories:
+    """The candidates' categories as two sparse matrices, built once per candidate set: every listed category
+    at 1/count (``every``) and the primary one (``primary``), columns by ``col``."""
+
+    def __init__(self, cats: Sequence[Sequence[str]]) -> None:
+        self.col: dict[str, int] = {}
+        rows_a, cols_a, vals_a, rows_p, cols_p = [], [], [], [], []
+        for r, cs in enumerate(cats):
+            uniq = list(dict.fromkeys(cs))
+            for c in uniq:
+                rows_a.append(r)
+                cols_a.append(self.col.setdefault(c, len(self.col)))
+                vals_a.append(1.0 / len(uniq))
+            if uniq:
+                rows_p.append(r)
+                cols_p.append(self.col[uniq[0]])
+        shape = (len(cats), max(len(self.col), 1))
+        self.every = sp.csr_matrix((np.asarray(vals_a, np.float32), (rows_a, cols_a)), shape=shape)
+        self.primary = sp.csr_matrix((np.ones(len(rows_p), np.float32), (rows_p, cols_p)), shape=shape)
+
+    def __len__(self) -> int:
+        return int(self.every.shape[0])
+
+    def subset(self, rows: Sequence[int]) -> CandidateCategories:
+        out = CandidateCategories.__new__(CandidateCategories)
+        out.col, out.every, out.primary = self.col, self.every[list(rows)], self.primary[list(rows)]
+        return out
+
+    def profile_rows(self, profiles: Sequence[Profile]) -> tuple[np.ndarray, np.ndarray]:
+        """(U, C) each profile's likes' category distribution (every listed category; the primary one) over
+        these columns (categories no candidate has are left out: they add nothing to a product)."""
+        width = self.every.shape[1]
+        every = np.zeros((len(profiles), width), np.float32)
+        primary = np.zeros((len(profiles), width), np.float32)
+        for j, p in enumerate(profiles):
+            cats = p.like_categories or []
+            if not cats:
+                continue
+            share = 1.0 / len(cats)
+            for cs in cats:
+                uniq = list(dict.fromkeys(cs))
+                for c in uniq:
+                    k = self.col.get(c)
+                    if k is not None:
+                        every[j, k] += share / len(uniq)
+                if uniq and uniq[0] in self.col:
+                    primary[j, self.col[uniq[0]]] += share
+        return every, primary
 
 
-def category_features(profiles: Sequence[Profile], cand_categories: Sequence[Sequence[str]] | None, n: int
+def category_features(profiles: Sequence[Profile], cands: CandidateCategories | None, n: int
                       ) -> tuple[np.ndarray, np.ndarray]:
     """(U, n) ``cat`` and ``cat_primary``: the likes' category distribution (all listed categories, the primary
     one) dotted with each candidate's. Zero for profiles whose likes' categories are unknown."""
     u = len(profiles)
-    if cand_categories is None or not any(p.like_categories for p in profiles):
+    if cands is None or not any(p.like_categories for p in profiles):
         return np.zeros((u, n), np.float32), np.zeros((u, n), np.float32)
-    col: dict[str, int] = {}
-    out = []
-    for primary in (False, True):
-        cand = _cat_matrix(cand_categories, col, primary)
-        prof_rows = []
-        for p in profiles:
-            cats = p.like_categories or []
-            m = _cat_matrix(cats, col, primary) if cats else None
-            prof_rows.append(None if m is None else np.asarray(m.mean(axis=0)).ravel())
-        width = len(col)
-        prof = np.zeros((u, width), np.float32)
-        for j, row in enumerate(prof_rows):
-            if row is not None:
-                prof[j, :len(row)] = row
-        cand = sp.csr_matrix((cand.data, cand.indices, cand.indptr), shape=(n, width))
-        out.append(np.asarray((cand @ prof.T).T, np.float32))
-    return out[0], out[1]
+    every, primary = cands.profile_rows(profiles)
+    return (np.asarray((cands.every @ every.T).T, np.float32),
+            np.asarray((cands.primary @ primary.T).T, np.float32))
 
 
 def lda_scores(profiles: Sequence[Profile], cand: np.ndarray, bg: Background) -> np.ndarray:
@@ -127,18 +151,22 @@ def lda_scores(profiles: Sequence[Profile], cand: np.ndarray, bg: Background) ->
     return np.asarray(out, np.float32)
 
 
-def dislike_features(profiles: Sequence[Profile], cand: np.ndarray, cand_lex: sp.csr_matrix | None
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """(U, n) nearest disliked paper's MiniLM and tf-idf cosine (0 without dislikes or their tf-idf rows)."""
+def dislike_features(profiles: Sequence[Profile], cand: np.ndarray, cand_lex: sp.csr_matrix | None,
+                     emb_max: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(U, n) nearest disliked paper's MiniLM and tf-idf cosine (0 without dislikes or their tf-idf rows);
+    ``emb_max``: the MiniLM part when the kernel has it already."""
     u, n = len(profiles), len(cand)
     emb, lex = np.zeros((u, n), np.float32), np.zeros((u, n), np.float32)
     have = [j for j, p in enumerate(profiles) if p.dislikes is not None and len(p.dislike_ids)]
     if not have:
         return emb, lex
     widths = np.array([len(profiles[j].dislike_ids) for j in have])
-    offsets = np.r_[0, np.cumsum(widths)[:-1]].astype(np.int64)
-    vecs = np.concatenate([np.asarray(profiles[j].dislikes, np.float32) for j in have])
-    emb[have] = _segment_max(vecs @ cand.T, offsets, widths)
+    if emb_max is not None:
+        emb[have] = emb_max[have]
+    else:
+        offsets = np.r_[0, np.cumsum(widths)[:-1]].astype(np.int64)
+        vecs = np.concatenate([np.asarray(profiles[j].dislikes, np.float32) for j in have])
+        emb[have] = _segment_max(vecs @ cand.T, offsets, widths)
     with_lex = [k for k, j in enumerate(have) if profiles[j].dislikes_lex is not None]
     if cand_lex is not None and with_lex:
         rows = sp.vstack([profiles[have[k]].dislikes_lex for k in with_lex]).tocsr()
@@ -151,7 +179,7 @@ def dislike_features(profiles: Sequence[Profile], cand: np.ndarray, cand_lex: sp
 
 def block_features(b: Block, profiles: Sequence[Profile], live: np.ndarray, cand: np.ndarray,
                    cand_lex: sp.csr_matrix | None, bg: Background,
-                   cand_categories: Sequence[Sequence[str]] | None) -> dict[str, np.ndarray]:
+                   cand_categories: CandidateCategories | None) -> dict[str, np.ndarray]:
     """Every feature of ``FEATURES`` as a (len(live), n) array for the profiles ``live`` of block ``b`` (indices
     into ``profiles``, the block's profiles). Requires tf-idf rows for those profiles' positives
     (``b.lexical``)."""
@@ -181,6 +209,7 @@ def block_features(b: Block, profiles: Sequence[Profile], live: np.ndarray, cand
     bg_lex = np.zeros(n, np.float32) if bg.lex_mean is None or cand_lex is None else \
         np.asarray(cand_lex @ bg.lex_mean, np.float32).ravel()
     f["bg_lex"] = np.broadcast_to(bg_lex, (len(live), n))
-    f["dis_emb_max"], f["dis_lex_max"] = dislike_features(profs, cand, cand_lex)
+    f["dis_emb_max"], f["dis_lex_max"] = dislike_features(profs, cand, cand_lex,
+                                                          None if b.dislike_max is None else b.dislike_max[live])
     f["cat"], f["cat_primary"] = category_features(profs, cand_categories, n)
     return f

@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.paths import MODELS_DIR
-from recommender.ranking.features import FEATURES, Background, block_features
+from recommender.ranking.features import FEATURES, Background, CandidateCategories, block_features
 from recommender.ranking.profile import Block, Profile, ScoringParams, score_block
 
 log = logging.getLogger(__name__)
@@ -146,11 +146,21 @@ def background_sample(n_total: int, k: int = 3000, seed: int = 0) -> np.ndarray:
 @dataclass(frozen=True, eq=False)
 class LearnedContext:
     """What the learned ranker needs beside the profiles and the candidates' vectors: the model, the
-    background statistics, and the candidates' categories (primary first; None: unknown)."""
+    background statistics, and the candidates' categories (built once from lists, primary first; None: unknown)."""
 
     model: RankerModel
     background: Background
-    cand_categories: Sequence[Sequence[str]] | None = None
+    categories: CandidateCategories | None = None
+
+    @classmethod
+    def of(cls, model: RankerModel, background: Background,
+           cand_categories: Sequence[Sequence[str]] | None = None) -> LearnedContext:
+        return cls(model, background, None if cand_categories is None else CandidateCategories(cand_categories))
+
+    def subset(self, rows: Sequence[int]) -> LearnedContext:
+        """The same context for the candidates ``rows`` only."""
+        return LearnedContext(self.model, self.background,
+                              None if self.categories is None else self.categories.subset(rows))
 
 
 def servable(profile: Profile, params: ScoringParams) -> bool:
@@ -167,19 +177,21 @@ def learned_scores(b: Block, profiles: Sequence[Profile], live: np.ndarray, cand
     if not len(pos):
         return pos, np.zeros((0, len(cand)), np.float32)
     sub = live[pos]
-    feats = block_features(b, profiles, sub, cand, cand_lex, ctx.background, ctx.cand_categories)
+    feats = block_features(b, profiles, sub, cand, cand_lex, ctx.background, ctx.categories)
     cold = np.array([not profiles[j].like_ids for j in sub.tolist()], bool)
     return pos, ctx.model.combine(feats, cold)
 
 
 def feature_matrix(profiles: Sequence[Profile], cand: np.ndarray, cand_lex: sp.csr_matrix,
                    params: ScoringParams, bg: Background,
-                   cand_categories: Sequence[Sequence[str]] | None = None) -> np.ndarray:
+                   cand_categories: Sequence[Sequence[str]] | CandidateCategories | None = None) -> np.ndarray:
     """(U, n, F) features of ``FEATURES`` for profiles that all have tf-idf rows (fitting and evaluation)."""
     blocks = [p.condensed(params.max_positives) for p in profiles]
     b = score_block(list(profiles), blocks, np.asarray(cand, np.float32), cand_lex, params)
     live = np.arange(len(profiles))
-    f = block_features(b, profiles, live, np.asarray(cand, np.float32), cand_lex, bg, cand_categories)
+    cats = cand_categories if cand_categories is None or isinstance(cand_categories, CandidateCategories) \
+        else CandidateCategories(cand_categories)
+    f = block_features(b, profiles, live, np.asarray(cand, np.float32), cand_lex, bg, cats)
     return np.stack([np.asarray(f[name], np.float32) for name in FEATURES], axis=-1)
 
 

@@ -247,11 +247,15 @@ class Shared:
 
 SHARED_BUDGET_BYTES = 768 * 2**20
 LEX_ROWS_PER_PRODUCT = 4096  # sparse products are chunked so their sparse result stays small
+FEW_LEX_ROWS = 256  # up to this many tf-idf rows: multiplied from the candidates' side (see _lex_sims)
 
 
 def _lex_sims(rows: sp.csr_matrix, cand_lex: sp.csr_matrix, workers: int = 1) -> np.ndarray:
     """Dense (rows, candidates) tf-idf cosines, computed in chunks of rows (on ``workers`` threads: scipy's
     sparse products release the GIL)."""
+    if rows.shape[0] <= FEW_LEX_ROWS:  # a few rows (one user): candidates times the rows' transpose, so the
+        # candidates' matrix is not converted (which costs more than the product itself)
+        return np.ascontiguousarray(np.asarray((cand_lex @ rows.T).toarray(), np.float32).T)
     out = np.empty((rows.shape[0], cand_lex.shape[0]), np.float32)
     cand_t = cand_lex.T.tocsc()
 
@@ -348,6 +352,7 @@ class Block:
     own_row: np.ndarray  # (P,) row in own_emb, or -1 when shared
     shared_row: np.ndarray  # (P,) row in shared_emb, or -1
     shared_emb: np.ndarray | None
+    dislike_max: np.ndarray | None = None  # (U, n) nearest disliked paper's embedding cosine, None: no dislikes
 
     def emb_at(self, prow: np.ndarray, ccol: np.ndarray) -> np.ndarray:
         """Embedding cosines of positives ``prow`` to candidates ``ccol`` (same shapes or broadcastable)."""
@@ -492,26 +497,29 @@ def score_block(profiles: list[Profile], blocks: list[Positives | None], cand: n
         ranking = pool_segments(sims, live_off, live_w, params, logw)
         if cent is not None:
             ranking = params.mix * ranking + (1 - params.mix) * cent[live]
-    penalty = _penalties(profiles, live, cand, params)
+    penalty, dislike_max = _penalties(profiles, live, cand, params)
     out[live] = ranking
     if penalty is not None:
         out -= penalty
     return Block(out, sims, offsets, widths, labels, params, logw, bool(len(lex_set)), cent, penalty, own_emb,
-                 own_row, shared_row, shared.emb if shared is not None else None)
+                 own_row, shared_row, shared.emb if shared is not None else None, dislike_max)
 
 
 def _penalties(profiles: list[Profile], live: list[int], cand: np.ndarray, params: ScoringParams
-               ) -> np.ndarray | None:
-    """(U, n) dislike penalties, None when nobody has dislikes."""
+               ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(U, n) dislike penalties and nearest disliked paper's cosine (0 without dislikes), None when nobody has
+    dislikes."""
     with_dislikes = [j for j in live if profiles[j].dislikes is not None and len(profiles[j].dislike_ids)]
     if not with_dislikes:
-        return None
+        return None, None
     blocks = [np.asarray(profiles[j].dislikes, np.float32) for j in with_dislikes]
     offsets = np.r_[0, np.cumsum([len(b) for b in blocks])[:-1]]
     neg = _segment_max(np.concatenate(blocks) @ cand.T, offsets, np.array([len(b) for b in blocks]))
     out = np.zeros((len(profiles), len(cand)), np.float32)
     out[with_dislikes] = params.dislike_weight * np.maximum(0.0, neg - params.dislike_floor)
-    return out
+    nearest = np.zeros((len(profiles), len(cand)), np.float32)
+    nearest[with_dislikes] = neg
+    return out, nearest
 
 
 def score(profile: Profile, candidates: np.ndarray, params: ScoringParams | None = None,
