@@ -46,7 +46,13 @@ from recommender.models import Paper
 from recommender.ranking.digest import Ranked, digest_candidates, rank, rank_many
 from recommender.ranking.must_include import MAX_DAILY, MAX_WEEKLY, MustInclude, merge, must_include_many
 from recommender.ranking.features import Background
-from recommender.ranking.learned import LearnedContext, background_from, background_sample, shipped_model
+from recommender.ranking.learned import (
+    LearnedContext,
+    RankerModel,
+    background_from,
+    background_sample,
+    shipped_model,
+)
 from recommender.ranking.profile import Profile, ScoringParams
 from recommender.sources.arxiv import ArxivClient
 from recommender.store import Store, User
@@ -89,6 +95,7 @@ class Engine:
     client: ArxivClient | None = None
     params: ScoringParams = field(default_factory=ScoringParams)
     learned: bool = True  # rank with the learned ranker (recommender.ranking.learned) when it can serve a profile
+    ranker_model: RankerModel | None = None  # the learned ranker's weights; None: the shipped ones
 
     def __post_init__(self) -> None:
         self._init_lock = threading.Lock()  # first use of the embedder, the indexes and the client
@@ -402,12 +409,12 @@ class Engine:
         has tf-idf rows (then the similarity score ranks, as before)."""
         if not self.learned or not any(p.positives_lex is not None for p in profiles):
             return None
-        model = shipped_model()
+        model = self.ranker_model or shipped_model()
         bg = self._background()
         if model is None or bg is None:
             return None
         papers = self.store.get_papers(list(ids))
-        return LearnedContext(model, bg, [papers[i].categories if i in papers else [] for i in ids])
+        return LearnedContext.of(model, bg, [papers[i].categories if i in papers else [] for i in ids])
 
     def _background(self) -> Background | None:
         """Background statistics of the store (a fixed sample of its vectors and their tf-idf rows), recomputed
