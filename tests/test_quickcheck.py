@@ -28,7 +28,8 @@ def expected_borderline(commands: Commands, user_id: int) -> list[str]:
     cands = digest_candidates(store, user_id, LATEST, user.categories, user.cross_lists)
     recs = commands.engine.recommend(store.liked_ids(user_id), store.disliked_ids(user_id), user.interests,
                                      candidates=cands, n=len(cands))
-    return [recs[i].paper.id for i in borderline([r.similarity for r in recs], user.min_score, 2)]
+    return [recs[i].paper.id for i in borderline(
+        [r.score if r.similarity is None else r.similarity for r in recs], user.min_score, 2)]
 
 
 def test_default_is_off_in_the_first_week_then_on_unless_chosen(store: Store) -> None:
@@ -87,13 +88,16 @@ def test_a_delivery_run_sends_one_quick_check_after_the_digest_and_never_repeats
             digest, check = (await fake.replies(week_old, 5))[-2:]
             assert digest.text.startswith(f"Your arXiv digest for {LATEST}")
             assert check.text.startswith("Quick check") and check.labels() == ["👍 1", "👎 1", "👍 2", "👎 2"]
-            asked, status = store.quickcheck(week_old, LATEST)
+            recorded = store.quickcheck(week_old, LATEST)
+            assert recorded is not None
+            asked, status = recorded
             assert status == "sent" and len(asked) == 2 and not set(asked) & store.delivered_ids(week_old)
             cb = fake.press(week_old, check, check.button("👎 2"))
             assert "Noted" in (await fake.answer_of(cb))["text"]
             assert asked[1] in store.disliked_ids(week_old)
             # a restart: the digest is done and its quick check recorded, so nothing is asked again
             user = store.get_user(week_old)
+            assert user is not None
             assert not await send_quick_check(rt, app.bot, user, LATEST, week_old)
             again = await Deliverer(rt, app.bot).run(now=datetime(2026, 6, 30, 9, 0, tzinfo=UTC))
             assert again.due == 0
@@ -112,6 +116,7 @@ def test_a_quick_check_whose_sending_crashed_is_not_asked_again(settings: Settin
     for line in ("/follow cs.LG", f"/like {LIKED}", "/settings minscore 0.15", "/settings quickcheck on"):
         commands.handle(Caller(3, 3), line)
     user = store.get_user(3)
+    assert user is not None
     first = commands.quick_check(user, LATEST)
     assert first is not None and len(first.buttons) == 2  # recorded as asked before anything is sent
     assert commands.quick_check(user, LATEST) is None  # after a crash before sending: not asked twice
