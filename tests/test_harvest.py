@@ -26,7 +26,14 @@ from recommender.models import Paper
 from recommender.ranking.digest import digest_candidates
 from recommender.sources import harvest as harvest_mod
 from recommender.sources.arxiv import request_shutdown, reset_shutdown
-from recommender.sources.harvest import Harvester, HarvestReport, choose_route, month_windows, resolve_targets
+from recommender.sources.harvest import (
+    Harvester,
+    HarvestReport,
+    choose_route,
+    month_windows,
+    oai_windows,
+    resolve_targets,
+)
 from recommender.store import Store
 from recommender.store.schema import MIGRATIONS, migrate
 from recommender.taxonomy import read_taxonomy
@@ -162,7 +169,7 @@ def test_oai_harvest_with_resumption_tokens_flow_control_and_no_records_match(
     # datestamps from --from to today, month by month: the months after March answer noRecordsMatch, except
     # those holding records changed after submission (kept: submitted in range; or skipped: outside it)
     assert firsts[0]["from"] == ["2026-01-01"] and firsts[0]["until"] == ["2026-01-31"]
-    assert len(firsts) == len(month_windows(FIRST, date.today()))
+    assert len(firsts) == len(oai_windows(FIRST, date.today()))
     assert len(oai) == summary["pages"] + 1  # +1: the 503 asked again
     with Store(cli_env.db_path) as store:
         got = store.get_papers(sorted(want))
@@ -371,6 +378,15 @@ def test_harvested_papers_never_become_todays_announcement(
 
 
 # -- route choice and bad input ---------------------------------------------------------------------------------
+def test_windows() -> None:
+    assert month_windows(date(2025, 12, 20), date(2026, 2, 3)) == [
+        (date(2025, 12, 20), date(2025, 12, 31)), (date(2026, 1, 1), date(2026, 1, 31)),
+        (date(2026, 2, 1), date(2026, 2, 3))]
+    assert oai_windows(date(2024, 3, 5), date(2026, 2, 3)) == [
+        (date(2024, 3, 5), date(2024, 12, 31)), (date(2025, 1, 1), date(2025, 12, 31)),
+        (date(2026, 1, 1), date(2026, 1, 31)), (date(2026, 2, 1), date(2026, 2, 3))]
+
+
 def test_route_by_request_size(store: Store) -> None:
     tax = read_taxonomy(paths.TAXONOMY)
     cats = resolve_targets(store, tax, ["cs.LG", "stat.ML"])

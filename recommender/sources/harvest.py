@@ -9,8 +9,8 @@ Two routes, both through the arXiv client's politeness (one budget, backoff, ``r
 - ``oai``: OAI-PMH ``ListRecords`` (arXiv metadata format, one set per asked category or archive, see
   :mod:`recommender.sources.oai`), which arXiv asks bulk harvesters to use. OAI-PMH selects by datestamp (the
   day a record last changed), never by submission date, and a record's datestamp is never before its
-  submission, so the OAI route asks for datestamps from ``first`` to today in month windows and keeps the
-  records submitted (``created``) from ``first`` to ``last`` in the asked categories.
+  submission, so the OAI route asks for datestamps from ``first`` to today (windows of a year, this year's of
+  a month) and keeps the records submitted (``created``) from ``first`` to ``last`` in the asked categories.
 
 :func:`choose_route` picks the route by the size of the request (whole archives over more than a month, or
 anything over more than :data:`OAI_MIN_DAYS` days, go to OAI-PMH) unless one is forced.
@@ -193,6 +193,15 @@ def month_windows(first: date, last: date) -> list[tuple[date, date]]:
     return out
 
 
+def oai_windows(first: date, today: date) -> list[tuple[date, date]]:
+    """Datestamp windows for OAI-PMH: whole years before this one (few requests for the thin early years; a
+    year of the largest set is ~150 pages, what an expired resumption token costs at most), then this year's
+    months (their keys stay the same as days pass, but for the running month)."""
+    this_year = date(today.year, 1, 1)
+    out = [(max(first, date(y, 1, 1)), date(y, 12, 31)) for y in range(first.year, today.year)]
+    return out + month_windows(max(first, this_year), today)
+
+
 def halves(first: date, last: date) -> list[tuple[date, date]]:
     mid = first + timedelta(days=(last - first).days // 2)
     return [(first, mid), (mid + timedelta(days=1), last)]
@@ -332,7 +341,7 @@ class Harvester:
     def _run_oai(self, targets: Sequence[Target], first: date, last: date, report: HarvestReport) -> None:
         sickle = ArxivSickle(self.client)
         # datestamps run from the first submission day to today: a record changes only after it is submitted
-        windows = month_windows(first, self.today)
+        windows = oai_windows(first, self.today)
         for target in targets:
             for w_first, w_last in windows:
                 self._oai_window(sickle, target, first, last, w_first, w_last, report)
