@@ -89,3 +89,40 @@ def test_classify_bad_or_unknown_id(cli_env, server, model_dir, capsys, monkeypa
     server.route("/api/query", (503, b"down"))
     assert main(["classify", "2501.99998", "--model", str(model_dir)]) == 2
     assert capsys.readouterr().err.strip()
+
+
+@pytest.fixture(scope="module")
+def ensemble_dir(model_dir, tmp_path_factory) -> Path:
+    """The untrained tiny SHA-RNN stacked with a tf-idf head trained on the fixture's papers (weight 1 on it):
+    what the scores see is the ensemble, not the SHA-RNN alone."""
+    import shutil
+
+    from recommender.classification.classify import ENSEMBLE_FILE
+    from recommender.classification.tfidf_head import paper_terms
+    from training.data import load_records
+    from training.prepare import multi_hot
+    from training.tfidf_lr import LrConfig, train_head
+
+    labels = Labels.from_taxonomy()
+    records = load_records(FIXTURE, labels, progress=False)
+    head = train_head([paper_terms(r.title, r.abstract) for r in records], multi_hot(records, labels),
+                      LrConfig(min_df=2, epochs=20, lr=0.05))
+    d = tmp_path_factory.mktemp("ens") / "ensemble"
+    shutil.copytree(model_dir, d)
+    head.save(d)
+    (d / ENSEMBLE_FILE).write_text(json.dumps({"stack": {"sharnn": 0.0, "tfidf": 1.0, "bias": 0.0},
+                                               "threshold": 0.3, "thresholds": [0.3] * len(labels.codes)}))
+    return d
+
+
+def test_evaluate_classifier_scores_the_ensemble(model_dir, ensemble_dir, capsys):
+    assert main(["evaluate-classifier", str(FIXTURE), "--model", str(model_dir), "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert main(["evaluate-classifier", str(FIXTURE), "--model", str(ensemble_dir), "--json"]) == 0
+    ens = json.loads(capsys.readouterr().out)
+    assert ens["per_category_thresholds"] and ens["threshold"] == 0.3
+    # the tf-idf head has seen these papers; the untrained SHA-RNN is near chance
+    assert ens["category_sample_f1"] > 0.6 > alone["category_sample_f1"]
+    assert main(["classify", "--title", "Dark matter halos of dwarf galaxies", "--abstract",
+                 "Simulations of galaxy rotation curves.", "--model", str(ensemble_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["categories"]

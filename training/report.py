@@ -135,6 +135,56 @@ def render(data: dict) -> str:
     return "\n".join(lines)
 
 
+def _ci(d: dict) -> str:
+    return f"{100 * d['diff']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
+
+
+def render_selection(sel: dict) -> str:
+    """The ensemble selection run (``training.selection``): every variant fitted on validation, scored once on
+    test, with paired bootstrap intervals (95%) of its per-paper F1 against tf-idf LR and the SHA-RNN."""
+    sz = sel["splits"]["temporal"]
+    lines = [f"### Temporal split: ensemble selection (train {sz['train']}, validation {sz['val']}, "
+             f"test {sz['test']} papers)", "",
+             "| model | val categories sample-F1 | categories sample-F1 | master sample-F1 | categories micro-F1 "
+             "| categories macro-F1 | master micro-F1 | threshold | vs tf-idf LR: categories | master "
+             "| vs SHA-RNN: categories | master |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = sorted(sel["variants"].items(), key=lambda kv: -kv[1]["test"]["category_sample_f1"])
+    for key, v in rows:
+        t = v["test"]
+        pv = v.get("paired_vs", {})
+        lr = pv.get("tfidf")
+        sh = pv.get("sharnn")
+        name = f"**{v['model']}** (chosen)" if key == sel["chosen"] else v["model"]
+        thr = f"{v['threshold']:.2f}" + (" + per category" if v.get("cat_thr") else "")
+        lines.append(f"| {name} | {_pct(v['val']['category_sample_f1'])} | {_pct(t['category_sample_f1'])} | "
+                     f"{_pct(t['master_sample_f1'])} | {_pct(t['category_micro_f1'])} | "
+                     f"{_pct(t['category_macro_f1'])} | {_pct(t['master_micro_f1'])} | {thr} | "
+                     f"{_ci(lr['category']) if lr else '–'} | {_ci(lr['master']) if lr else '–'} | "
+                     f"{_ci(sh['category']) if sh else '–'} | {_ci(sh['master']) if sh else '–'} |")
+    chosen = sel["variants"][sel["chosen"]]
+    lr_v = sel["variants"]["tfidf"]
+    lines += ["", f"Per group, {chosen['model']} (chosen), temporal test split:", "",
+              "| group | test papers | master F1 | category micro-F1 within the group | tf-idf LR: master F1 "
+              "| its category micro-F1 |", "|---|---|---|---|---|---|"]
+    for g, v in sorted(chosen["test"]["per_group"].items(), key=lambda kv: -kv[1]["papers"]):
+        b = lr_v["test"]["per_group"].get(g, {})
+        lines.append(f"| {g} | {v['papers']} | {_pct(v['master_f1'])} | {_pct(v['category_micro_f1'])} | "
+                     f"{_pct(b.get('master_f1'))} | {_pct(b.get('category_micro_f1'))} |")
+    rnd = sel.get("random")
+    if rnd:
+        rs = sel["splits"]["random"]
+        lines += ["", f"### Random split (train {rs['train']}, validation {rs['val']}, test {rs['test']} papers)",
+                  "", "| model | categories sample-F1 | master sample-F1 | categories micro-F1 | categories macro-F1 "
+                  "| master micro-F1 | threshold |", "|---|---|---|---|---|---|---|"]
+        for v in rnd.values():
+            t = v["test"]
+            lines.append(f"| {v['model']} | {_pct(t['category_sample_f1'])} | {_pct(t['master_sample_f1'])} | "
+                         f"{_pct(t['category_micro_f1'])} | {_pct(t['category_macro_f1'])} | "
+                         f"{_pct(t['master_micro_f1'])} | {v['threshold']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(run_dirs: list[Path] | None = None, md_path: Path = REPO_ROOT / "docs" / "classifier_report.md",
                  json_path: Path = REPO_ROOT / "training" / "reports" / "classifier_report.json",
                  preamble: str = "", epilogue: str = "") -> None:
@@ -204,7 +254,12 @@ def main() -> None:
     ap.add_argument("--run", type=Path, nargs="+", default=[DEFAULT_RUN_DIR],
                     help="run directories (SHA-RNN evaluations and baselines of all are reported together)")
     ap.add_argument("--epilogue", type=Path, help="markdown file appended after the tables (discussion)")
+    ap.add_argument("--selection", type=Path,
+                    help="print the ensemble selection tables of this selection.json (training.selection) only")
     args = ap.parse_args()
+    if args.selection:
+        print(render_selection(json.loads(args.selection.read_text())))
+        return
     write_report(args.run, preamble=PREAMBLE, epilogue=args.epilogue.read_text() if args.epilogue else "")
 
 

@@ -62,6 +62,20 @@ def sharnn_logits(model_dir: Path, records: list[Record], idx: list[int]) -> np.
     return clf.sharnn_logits(enc)
 
 
+def cached_sharnn_logits(run: Path, model_dir: Path, records: list[Record], va: list[int],
+                         te: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The SHA-RNN's validation and test logits, cached in the run directory by model and papers."""
+    cache = run / f"sharnn_logits_{model_dir.name}.npz"
+    ids = np.array([records[i].id for i in va + te])
+    if cache.exists():
+        with np.load(cache) as z:
+            if np.array_equal(z["ids"], ids):
+                return z["val"], z["test"]
+    zv, zt = sharnn_logits(model_dir, records, va), sharnn_logits(model_dir, records, te)
+    np.savez(cache, ids=ids, val=zv, test=zt)
+    return zv, zt
+
+
 def _variant(name: str, split: str, pv: np.ndarray, yv: np.ndarray, pt: np.ndarray, yt: np.ndarray,
              gi: np.ndarray, groups: list[str], thr: float, cat_thr: np.ndarray | None = None,
              **extra: Any) -> dict:
@@ -98,7 +112,7 @@ def select(run: Path, corpus: Path, sharnn_dir: Path, lr_cfg: LrConfig, with_ran
         head.save(head_path)  # unpruned, for this run
     lr_minutes = (time.time() - t0) / 60
     zl_v, zl_t = head_logits(head, [docs[i] for i in va]), head_logits(head, [docs[i] for i in te])
-    zs_v, zs_t = sharnn_logits(sharnn_dir, records, va), sharnn_logits(sharnn_dir, records, te)
+    zs_v, zs_t = cached_sharnn_logits(run, sharnn_dir, records, va, te)
     yv, yt = y[va], y[te]
     variants: dict[str, dict] = {}
     probs_t: dict[str, np.ndarray] = {}
