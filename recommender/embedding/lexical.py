@@ -8,6 +8,16 @@ store's papers; later papers are transformed with the fitted vocabulary until th
 then everything is refitted. Files (``<dir>/tfidf.pkl``, ``<dir>/matrix.npz``, ``<dir>/ids.json``) are written
 through temporary names and renamed, so a crash leaves the previous index.
 
+At scale (all of arXiv, 2.7M papers) neither the fit nor the rows may hold the whole store: the vocabulary and
+idf are fitted on a fixed random sample of at most :data:`FIT_SAMPLE` papers (:func:`fit_sample`; an idf from
+200k papers is the corpus's idf to within noise for the 20,000 terms kept), and a store of more than
+:data:`STORED_ROWS_MAX` papers keeps no rows at all (``stores_rows`` False): the rows a ranking needs, the day's
+candidates and the user's likes, are transformed when it needs them (:meth:`recommender.engine.Engine.
+lexical_rows` does that for any paper the index lacks), so the process holds only the vectoriser. Small stores
+are unchanged: fitted on every paper, rows stored. Measured on the 135k corpus (``bench/bench_lexical.py``,
+``bench/results/bench_lexical.json``). The fitted vectoriser drops sklearn's ``stop_words_`` (every pruned term,
+millions of bigrams on a big corpus; not used by ``transform``).
+
 Concurrency (see :mod:`recommender.engine.concurrency`): the fitted vectoriser, ids, row map and matrix live in
 one immutable :class:`LexicalSnapshot`; writers (``fit``, ``add``, ``reload_if_changed``) hold the writer lock,
 build the next snapshot and swap one reference, readers take the snapshot once and never lock.
@@ -34,10 +44,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REFIT_GROWTH = 1.5  # refit once the index holds this many times the papers it was fitted on
+REFIT_GROWTH = 1.5  # refit once the store holds this many times the papers it had when fitted
+FIT_SAMPLE = 200_000  # the vocabulary and idf of a bigger store are fitted on a random sample of this many papers
+STORED_ROWS_MAX = 300_000  # a bigger store keeps no rows: those a ranking needs are transformed when needed
 FILES = ("tfidf.pkl", "matrix.npz", "ids.json")
 
 FileStamp = tuple[str, int, int]  # (file name, size, mtime_ns)
+
+
+def fit_sample(ids: Sequence[str], size: int = FIT_SAMPLE, seed: int = 0) -> list[str]:
+    """The papers a store's vocabulary is fitted on: all of them up to ``size``, else a fixed random sample
+    (the same ids for the same store), in the store's order."""
+    if len(ids) <= size:
+        return list(ids)
+    keep = np.sort(np.random.default_rng(seed).choice(len(ids), size, replace=False))
+    return [ids[i] for i in keep]
 
 
 def make_vectorizer(n_docs: int) -> TfidfVectorizer:
@@ -60,6 +81,7 @@ class LexicalSnapshot:
     row: Mapping[str, int]
     matrix: sp.csr_matrix
     files: tuple[FileStamp, ...] = ()
+    stores_rows: bool = True  # False for a big store: no rows kept, a ranking transforms the papers it needs
 
     @classmethod
     def empty(cls) -> LexicalSnapshot:
@@ -106,7 +128,7 @@ class LexicalSnapshot:
         source = np.concatenate([source, np.array(fresh, dtype=np.int64)])
         stacked = sp.vstack([self.matrix, rows]).tocsr() if n else rows.tocsr()  # n == 0: indices are k
         matrix = stacked[source].tocsr()
-        return LexicalSnapshot(self.vectorizer, self.fitted_on, new_ids, row, matrix, self.files)
+        return LexicalSnapshot(self.vectorizer, self.fitted_on, new_ids, row, matrix, self.files, self.stores_rows)
 
 
 class LexicalIndex:
@@ -115,7 +137,8 @@ class LexicalIndex:
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
         self._writer = threading.RLock()
-        self._snap = self._read() or LexicalSnapshot.empty()
+        saved = self._read()  # (not `or`: a big store's snapshot holds no rows, so it has length 0)
+        self._snap = saved if saved is not None else LexicalSnapshot.empty()
 
     # -- the snapshot readers use ------------------------------------------------------------------------
     def snapshot(self) -> LexicalSnapshot:
@@ -158,6 +181,7 @@ class LexicalIndex:
             with open(self.directory / FILES[0], "rb") as fh:
                 state = pickle.load(fh)
             vectorizer, fitted_on = state["vectorizer"], int(state["fitted_on"])
+            stores_rows = bool(state.get("stores_rows", True))
             matrix = sp.load_npz(self.directory / FILES[1]).tocsr().astype(np.float32)
             ids = json.loads((self.directory / FILES[2]).read_text())
             if matrix.shape[0] != len(ids):
@@ -167,7 +191,8 @@ class LexicalIndex:
         except Exception as exc:  # noqa: BLE001 - a damaged index is rebuilt, not fatal
             log.warning("lexical index in %s unreadable (%s); it will be rebuilt", self.directory, exc)
             return None
-        return LexicalSnapshot(vectorizer, fitted_on, ids, {pid: r for r, pid in enumerate(ids)}, matrix, files)
+        return LexicalSnapshot(vectorizer, fitted_on, ids, {pid: r for r, pid in enumerate(ids)}, matrix, files,
+                               stores_rows)
 
     def save(self) -> None:
         """Write the current snapshot (each file through a temporary name and a rename)."""
@@ -177,7 +202,8 @@ class LexicalIndex:
             tag = f"{os.getpid()}.{threading.get_ident()}.tmp"
             tmp = self.directory / f"tfidf.pkl.{tag}"
             with open(tmp, "wb") as fh:
-                pickle.dump({"vectorizer": snap.vectorizer, "fitted_on": snap.fitted_on}, fh)
+                pickle.dump({"vectorizer": snap.vectorizer, "fitted_on": snap.fitted_on,
+                             "stores_rows": snap.stores_rows}, fh)
             os.replace(tmp, self.directory / "tfidf.pkl")
             tmp = self.directory / f"matrix.npz.{tag}"
             with open(tmp, "wb") as fh:
@@ -188,7 +214,7 @@ class LexicalIndex:
             os.replace(tmp, self.directory / "ids.json")
             self._remove_stale_temporaries()
             self._snap = LexicalSnapshot(snap.vectorizer, snap.fitted_on, snap.ids, snap.row, snap.matrix,
-                                         self._listing())
+                                         self._listing(), snap.stores_rows)
 
     def _remove_stale_temporaries(self, age: float = 3600.0) -> None:
         """Temporary files a crashed save left behind (an hour old: no save takes that long)."""
@@ -222,6 +248,11 @@ class LexicalIndex:
     def ready(self) -> bool:
         return self._snap.ready
 
+    @property
+    def stores_rows(self) -> bool:
+        """Whether papers' rows are kept (a small store) or transformed when a ranking needs them (a big one)."""
+        return self._snap.stores_rows
+
     def __len__(self) -> int:
         return len(self._snap)
 
@@ -243,23 +274,34 @@ class LexicalIndex:
         return self._snap.get(ids)
 
     # -- writers ----------------------------------------------------------------------------------------
-    def fit(self, ids: Sequence[str], texts: Sequence[str]) -> None:
-        """Fit the vocabulary on these papers and replace the index with them."""
+    def fit(self, ids: Sequence[str], texts: Sequence[str], total: int | None = None) -> None:
+        """Fit the vocabulary on these papers and replace the index with them. ``total``: the store's size when
+        these are a sample of it (:func:`fit_sample`); a store of more than :data:`STORED_ROWS_MAX` papers keeps
+        no rows (then ``ids`` and ``texts`` may be just the sample)."""
+        total = len(texts) if total is None else int(total)
+        keep_rows = total <= STORED_ROWS_MAX and len(texts) >= total
         vec = make_vectorizer(len(texts))
         try:
-            matrix = vec.fit_transform(list(texts)).tocsr().astype(np.float32)
+            if keep_rows:
+                matrix = vec.fit_transform(list(texts)).tocsr().astype(np.float32)
+            else:
+                vec.fit(list(texts))
+                matrix = sp.csr_matrix((0, len(vec.vocabulary_)), dtype=np.float32)
         except ValueError as exc:  # e.g. no terms left on a handful of papers
             log.warning("tf-idf could not be fitted on %d papers (%s); lexical similarity is off", len(texts), exc)
             return
-        ids = list(ids)
+        if hasattr(vec, "stop_words_"):  # every pruned term: big, and not used by transform
+            del vec.stop_words_
+        ids = list(ids) if keep_rows else []
         with self._writer:
-            self._snap = LexicalSnapshot(vec, len(texts), ids, {pid: r for r, pid in enumerate(ids)}, matrix,
-                                         self._snap.files)
-        log.info("tf-idf fitted on %d papers (%d terms)", len(texts), len(vec.vocabulary_))
+            self._snap = LexicalSnapshot(vec, total, ids, {pid: r for r, pid in enumerate(ids)}, matrix,
+                                         self._snap.files, keep_rows)
+        log.info("tf-idf fitted on %d of %d papers (%d terms)%s", len(texts), total, len(vec.vocabulary_),
+                 "" if keep_rows else "; rows are computed when a ranking needs them")
 
     def add(self, ids: Sequence[str], texts: Sequence[str]) -> None:
-        """Add (or replace) papers using the fitted vocabulary."""
-        if not len(ids):
+        """Add (or replace) papers using the fitted vocabulary (nothing for a big store, which keeps no rows)."""
+        if not len(ids) or not self._snap.stores_rows:
             return
         with self._writer:
             snap = self._snap

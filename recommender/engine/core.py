@@ -37,8 +37,8 @@ import scipy.sparse as sp
 
 from recommender.config import Settings
 from recommender.embedding.embed import Embedder, _slug, load_embedder, paper_text
-from recommender.embedding.lexical import LexicalIndex
-from recommender.embedding.vectors import VectorIndex
+from recommender.embedding.lexical import STORED_ROWS_MAX, LexicalIndex, fit_sample
+from recommender.embedding.vectors import VectorIndex, VectorSnapshot
 from recommender.engine.concurrency import WriterLock
 from recommender.engine.pipeline import lookup_papers
 from recommender.ids import looks_like_id, parse_arxiv_id
@@ -63,6 +63,7 @@ META_KEY = "embedding_model"
 EMBED_CHUNK = 512  # papers per part file written by bulk embedding
 ENCODE_CHUNK = 32  # texts per encode call in bulk embedding (between calls a query's encoding gets the CPU)
 TRANSIENT_EMBED_LIMIT = 16  # papers without a vector that a reply encodes on the spot (not stored)
+SHORTLIST_PER_POSITIVE = 300  # a big store: nearest papers per like/interest that whole-store ranking scores
 
 
 class VectorsPending(LookupError):
@@ -128,7 +129,8 @@ class Engine:
                 if previous and previous != emb.key:
                     log.warning("embedding model changed from %s to %s: papers will be embedded again "
                                 "(run `arxiv-digest embed`)", previous, emb.key)
-                self._index = VectorIndex(self.settings.vectors_dir / _slug(emb.key), emb.key, emb.dim)
+                self._index = VectorIndex(self.settings.vectors_dir / _slug(emb.key), emb.key, emb.dim,
+                                          ann_min_vectors=self.settings.ann_min_vectors)
                 if previous != emb.key:
                     self.store.set_meta(META_KEY, emb.key)
             return self._index
@@ -174,14 +176,19 @@ class Engine:
             lex = self.lexical
             ids = self.store.paper_ids()
             if lex.needs_refit(len(ids)):
-                papers: Iterable[Paper] = self.store.iter_papers()
+                # a big store: the vocabulary from a sample, no rows kept (rankings transform what they need)
+                sample = fit_sample(ids) if len(ids) > STORED_ROWS_MAX else ids
+                papers: Iterable[Paper] = self.store.iter_papers() if len(sample) == len(ids) \
+                    else self.store.iter_papers(ids=sample)
                 if progress:
                     from tqdm import tqdm
 
-                    papers = tqdm(papers, total=len(ids), desc="tf-idf", unit="paper")
+                    papers = tqdm(papers, total=len(sample), desc="tf-idf", unit="paper")
                 pairs = [(p.id, paper_text(p)) for p in papers]
-                lex.fit([i for i, _ in pairs], [t for _, t in pairs])
+                lex.fit([i for i, _ in pairs], [t for _, t in pairs], total=len(ids))
                 changed = len(pairs) if lex.ready else 0
+            elif not lex.stores_rows:
+                changed = 0
             else:
                 missing = lex.missing(ids)
                 for start in range(0, len(missing), 5000):
@@ -307,7 +314,7 @@ class Engine:
             raise KeyError(f"not in the store: {', '.join(i for i in lacking if i not in extra)}")
         out = np.zeros((len(ids), snap.dim), dtype=np.float32)
         for r, pid in enumerate(ids):
-            out[r] = extra[pid] if pid in extra else snap.matrix[snap.row[pid]]
+            out[r] = extra[pid] if pid in extra else snap.get([pid])[0]
         return out
 
     def _encode_stored(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
@@ -334,7 +341,7 @@ class Engine:
         kept = [i for i in ids if i in snap or i in extra]
         out = np.zeros((len(kept), snap.dim), dtype=np.float32)
         for r, pid in enumerate(kept):
-            out[r] = extra[pid] if pid in extra else snap.matrix[snap.row[pid]]
+            out[r] = extra[pid] if pid in extra else snap.get([pid])[0]
         return kept, out
 
     def embed_text(self, text: str) -> np.ndarray:
@@ -487,7 +494,11 @@ class Engine:
         skip = set(exclude) | set(prof.like_ids) | set(prof.dislike_ids)
         if candidates is None:
             snap = self.index.snapshot()  # ids and matrix of one snapshot: always aligned
-            ids, vecs = snap.ids, snap.matrix
+            if snap.uses_ann:  # a big store: rank the nearest papers to each positive, not a million rows
+                ids = self._shortlist(snap, prof, max(SHORTLIST_PER_POSITIVE, 10 * n), skip)
+                vecs = snap.get(ids)
+            else:
+                ids, vecs = snap.ids, snap.matrix
         else:
             ids = [c for c in dict.fromkeys(candidates) if c not in skip]
             have = self.store.get_papers(ids)
@@ -495,6 +506,16 @@ class Engine:
         lex = self.lexical_rows(ids) if prof.positives_lex is not None else None
         return self._recommendations(rank(prof, ids, vecs, n, min_score, skip, self.params, lex,
                                           self._learned_context(ids, [prof])))
+
+    @staticmethod
+    def _shortlist(snap: VectorSnapshot, prof: Profile, per: int, skip: AbstractSet[str]) -> list[str]:
+        """The ``per`` nearest papers (approximate search) to each liked paper and to the interest, united:
+        the candidates whole-store ranking scores on a big store."""
+        positives, _ = prof.positives()
+        if positives is None:
+            return []
+        hits = snap.search_many(positives, per, [skip] * len(positives))
+        return list(dict.fromkeys(pid for row in hits for pid, _ in row))
 
     def digest(self, user_id: int, day: str, n: int | None = None,
                days: Sequence[str] | None = None) -> list[Recommendation]:
