@@ -40,7 +40,10 @@ changed, build a new snapshot from disk and swap it in. The bot calls ``Engine.r
 background thread after each of its own jobs and periodically, never on the reply path. Vector writers of
 several processes are serialised by ``flock`` on ``<vectors dir>/write.lock``: part names are chosen under it
 (strictly increasing, so "a later part wins" holds across processes), and compaction (merging the parts) first
-reads the parts other processes wrote, so the merged file holds everything on disk before the parts go.
+reads the parts other processes wrote, so the merged file holds everything on disk before the parts go. A big
+store's approximate graph (``ann-<rows>-<digest>.usearch``, see :mod:`recommender.embedding.ann`) is published
+the same way by whichever writer holds the flock (a new file, then the old one removed; never changed in place),
+and ``reload_if_changed`` maps the new file in, or builds/extends the graph itself when it is due.
 
 ## The one arXiv politeness budget
 arXiv asks for one API request every ``api_delay`` seconds (3 s) from a client, overall. Every request of
