@@ -4,14 +4,15 @@ In Telegram the file arrives as a document (:meth:`ImportCommands.check_document
 name, type and size before it is downloaded; :meth:`ImportCommands.import_document` imports the bytes); in the
 terminal ``/import PATH`` reads a file, a relative path against the current directory. Either way
 :meth:`ImportCommands.import_library` parses it (``recommender.sources.library``), likes every entry with an
-arXiv id, matches the others by title against the store (exact after normalisation, or a strict close match),
-and answers at once with what was liked and what could not be matched; ids the store lacks are fetched from
-arXiv as ``/like`` does, in the reply's ``followup`` (off the reply path), which likes them and reports.
+arXiv id and matches the others by title against the store (exact after normalisation, or a strict close
+match). A small library of stored papers is answered at once with what was liked and what could not be
+matched; a larger one, or one naming papers the store lacks, gets a short "importing ..." reply whose
+``followup`` (off the reply path, as ``/like`` fetches) matches, fetches from arXiv, likes and reports.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from recommender.sources.library import (
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 SHOWN_UNMATCHED = 10
 SHOWN_PROBLEMS = 3
+INLINE_TITLES = 50  # more titles than this are matched off the reply path, in the reply's followup
 FORMATS = {"bibtex": "BibTeX", "ris": "RIS", "ids": "a list of ids"}
 HOW_TO_SEND = ("Send me your library as a file: a BibTeX (.bib) or RIS (.ris) export from Zotero, Mendeley or "
                "JabRef, or a text file of arXiv ids or links, one or more a line. I like every paper in it.")
@@ -90,34 +92,56 @@ class ImportCommands(PaperCommands):
                                 "logged; please try again in a moment.")]
 
     def import_library(self, user: User, data: bytes, filename: str) -> Reply:
+        """Parse a library and like its papers. A small one whose papers are all stored is answered at once;
+        otherwise the reply says what is under way and its ``followup`` (off the reply path) matches the titles,
+        fetches the papers the store lacks from arXiv, likes them and reports."""
         try:
             lib = parse_library(data, filename)
         except LibraryError as exc:
             raise UserError(str(exc)) from None
-        by_id = [e.arxiv_id for e in lib.entries if e.arxiv_id]
+        ids = list(dict.fromkeys(e.arxiv_id for e in lib.entries if e.arxiv_id))
+        titles = [e.title for e in lib.entries if not e.arxiv_id and e.title]
+        lacking = [i for i in ids if i not in self.store.get_papers(ids)]
+        shown = render.clean(filename, 60) or "your library"
+        if not lacking and len(titles) <= INLINE_TITLES:
+            return Reply(self._imported(user, lib, shown))
+        work = ([f"matching {len(titles):,} titles"] if len(titles) > INLINE_TITLES else []) + \
+            ([f"fetching {len(lacking):,} papers from arXiv"] if lacking else [])
+        note = f"Importing {shown} ({FORMATS[lib.format]}, {len(lib.entries):,} entries): {' and '.join(work)} …"
+
+        def followup() -> list[Reply]:
+            try:
+                return [Reply(self._imported(user, lib, shown))]
+            except Exception:
+                log.exception("library import of %d entries failed: user=%s", len(lib.entries), user.id)
+                return [Reply.plain("Sorry, something went wrong on my side while importing that file. It has "
+                                    "been logged; send it again in a moment.")]
+        return Reply.plain(note, followup=followup)
+
+    def _imported(self, user: User, lib: Library, shown: str) -> Rich:
+        """Match, fetch and like the library's papers; the report of what was liked and what was not."""
+        ids = [e.arxiv_id for e in lib.entries if e.arxiv_id]
         titled = [e for e in lib.entries if not e.arxiv_id and e.title]
         matches = self.store.match_titles([e.title for e in titled]) if titled else {}
         by_title = [matches[e.title].paper_id for e in titled if e.title in matches]
         unmatched = [e for e in lib.entries if not e.arxiv_id and e.title not in matches]
-        wanted = list(dict.fromkeys([*by_id, *by_title]))
-        stored = self.store.get_papers(wanted)
-        lacking = [i for i in wanted if i not in stored]
-        new = [i for i in stored if self.store.set_feedback(user.id, i, 1)]
-        out = Rich().b(f"Imported {render.clean(filename, 60) or 'your library'}").text(
-            f" ({FORMATS[lib.format]}, {len(lib.entries):,} entries): ")
-        out.text(f"liked {len(new):,} papers").text(
-            f" ({len(stored) - len(new):,} liked before)" if len(stored) > len(new) else "").text(".").nl()
+        wanted = list(dict.fromkeys([*ids, *by_title]))
+        found, missing = self._papers(wanted)  # fetches what the store lacks from arXiv, as /like does
+        new = [i for i in wanted if i in found and self.store.set_feedback(user.id, i, 1)]
+        before = len(found) - len(new)
+        out = Rich().b(f"Imported {shown}").text(f" ({FORMATS[lib.format]}, {len(lib.entries):,} entries): ")
+        out.text(f"liked {len(new):,} papers" + (f" ({before:,} liked before)" if before else "") + ".").nl()
         fuzzy = sum(1 for e in titled if e.title in matches and not matches[e.title].exact)
         if by_title:
-            out.text(f"{len(by_title):,} matched by title" + (f" ({fuzzy} closely, not exactly)" if fuzzy else "")
+            out.text(f"{len(by_title):,} matched by title" + (f" ({fuzzy:,} closely, not exactly)" if fuzzy else "")
                      + ".").nl()
+        if missing:
+            more = f" and {len(missing) - SHOWN_UNMATCHED:,} more" if len(missing) > SHOWN_UNMATCHED else ""
+            out.text(f"Not found on arXiv (check the ids, or send the file again later if arXiv is unreachable): "
+                     f"{', '.join(missing[:SHOWN_UNMATCHED])}{more}.").nl()
         self._describe_unmatched(out, unmatched, lib)
-        followup = None
-        if lacking:
-            out.text(f"Fetching {len(lacking):,} more from arXiv …").nl()
-            followup = self._fetch_and_like(user, lacking)
         out.nl().text("See them with ").code("/likes").text("; your next digests learn from them.")
-        return Reply(out, followup=followup)
+        return out
 
     @staticmethod
     def _describe_unmatched(out: Rich, unmatched: Sequence[LibraryEntry], lib: Library) -> None:
@@ -135,23 +159,3 @@ class ImportCommands(PaperCommands):
                 out.text("• " + render.clean(p, 90)).nl()
             if len(lib.problems) > SHOWN_PROBLEMS:
                 out.text(f"… and {len(lib.problems) - SHOWN_PROBLEMS:,} more").nl()
-
-    def _fetch_and_like(self, user: User, ids: list[str]) -> Callable[[], list[Reply]]:
-        def followup() -> list[Reply]:
-            try:
-                found, missing = self._papers(ids)
-                new = [i for i in ids if i in found and self.store.set_feedback(user.id, i, 1)]
-            except UserError as exc:
-                return [Reply.plain(str(exc))]
-            except Exception:
-                log.exception("library import: fetching %d papers failed", len(ids))
-                return [Reply.plain("Sorry, something went wrong on my side while fetching papers from arXiv. "
-                                    "It has been logged; send the file again later to finish the import.")]
-            out = Rich().text(f"Liked {len(new):,} more from arXiv.")
-            if missing:
-                shown = ", ".join(missing[:SHOWN_UNMATCHED])
-                more = f" and {len(missing) - SHOWN_UNMATCHED:,} more" if len(missing) > SHOWN_UNMATCHED else ""
-                out.text(f" Not found on arXiv (check the ids, or send the file again later if arXiv is "
-                         f"unreachable): {shown}{more}.")
-            return [Reply(out)]
-        return followup

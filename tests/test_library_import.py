@@ -20,7 +20,7 @@ from recommender.sources.library import MAX_BYTES, MAX_ENTRIES, LibraryError, ch
 from recommender.store import Store
 from recommender.store.library import normalise_title
 from recommender.store.schema import MIGRATIONS, V_LIBRARY_GROUPS, migrate
-from tests.support.bot_fixtures import KeywordClassifier, copy_home, hash_engine, run
+from tests.support.bot_fixtures import LATEST, KeywordClassifier, copy_home, hash_engine, run
 from tests.support.fake_telegram import TOKEN, FakeTelegram
 from tests.support.local_server import LocalServer
 
@@ -186,12 +186,11 @@ def test_a_library_sent_as_a_document_is_liked_and_unknown_ids_fetched(lrt: Runt
     async def go() -> None:
         async with running(lrt):
             fake.send_document(uid, "My Library.bib", (LIB / "zotero.bib").read_bytes(), "application/x-bibtex")
-            first, later = await fake.replies(uid, 2)
-            assert first.text.startswith("Imported My Library.bib (BibTeX, 6 entries): liked 4 papers")
-            assert "2 matched by title (1 closely, not exactly)" in first.text
-            assert "Not matched (1)" in first.text and "knuth_art_1997" in first.text
-            assert "Fetching 1 more from arXiv" in first.text
-            assert later.text.startswith("Liked 1 more from arXiv")
+            first, later = await fake.replies(uid, 2)  # at once what is under way, then the report
+            assert first.text == ("Importing My Library.bib (BibTeX, 6 entries): fetching 1 papers from arXiv …")
+            assert later.text.startswith("Imported My Library.bib (BibTeX, 6 entries): liked 5 papers.")
+            assert "2 matched by title (1 closely, not exactly)" in later.text
+            assert "Not matched (1)" in later.text and "knuth_art_1997" in later.text
             fake.send_document(uid, "broken.bib", (LIB / "broken.bib").read_bytes())
             broken = (await fake.replies(uid, 3))[-1]
             assert "liked 1 papers (1 liked before)" in broken.text
@@ -226,3 +225,20 @@ def test_documents_that_are_no_library_are_refused_and_big_ones_never_downloaded
     run(go())
     assert len(fake.downloads) == 2  # the PDF and the 3 MB file were refused from what they declared
     assert lrt.store.liked_ids(uid) == []
+
+
+def test_a_big_library_is_matched_off_the_reply_path(settings: Settings, demo_store: Store, tmp_path: Path) -> None:
+    store = demo_store
+    papers = store.get_papers(store.announced_ids(LATEST)[:60])
+    bib = "".join(f"@article{{k{i}, title = {{{p.title}}}, journal = {{J}}, year = {{2026}}}}\n"
+                  for i, p in enumerate(papers.values()))
+    (tmp_path / "big.bib").write_text(bib, encoding="utf-8")
+    commands = Commands(settings, store, engine_factory=lambda: hash_engine(settings, store),
+                        classifier_factory=KeywordClassifier)
+    commands.local_files = True
+    [reply] = commands.handle(Caller(6, 6), f"/import {tmp_path / 'big.bib'}")
+    assert reply.text.plain == "Importing big.bib (BibTeX, 60 entries): matching 60 titles …"
+    assert reply.followup is not None and not store.liked_ids(6)  # nothing matched on the reply path
+    [report] = reply.followup()
+    assert report.text.plain.startswith("Imported big.bib (BibTeX, 60 entries): liked 60 papers.")
+    assert set(store.liked_ids(6)) == set(papers)
