@@ -21,6 +21,7 @@ from recommender.sources.library import (
     LibraryEntry,
     LibraryError,
     check_upload,
+    display_title,
     parse_library,
 )
 from recommender.store import User
@@ -149,7 +150,8 @@ class ImportCommands(PaperCommands):
             out.nl().b(f"Not matched ({len(unmatched):,}):").text(" no arXiv id, and no paper I hold has that "
                                                                    "title").nl()
             for e in unmatched[:SHOWN_UNMATCHED]:
-                out.text(f"• {render.clean(e.label, 40)}: {render.clean(e.title, 80) or '(no title)'}").nl()
+                title = render.clean(display_title(e.title), 80) or "(no title)"
+                out.text(f"• {render.clean(e.label, 40)}: {title}").nl()
             if len(unmatched) > SHOWN_UNMATCHED:
                 out.text(f"… and {len(unmatched) - SHOWN_UNMATCHED:,} more").nl()
         if lib.problems:

@@ -16,7 +16,14 @@ from bot.commands import Caller, Commands
 from bot.console import Console
 from bot.telegram import Runtime, running
 from recommender.config import Settings, load_settings
-from recommender.sources.library import MAX_BYTES, MAX_ENTRIES, LibraryError, check_upload, parse_library
+from recommender.sources.library import (
+    MAX_BYTES,
+    MAX_ENTRIES,
+    LibraryError,
+    check_upload,
+    display_title,
+    parse_library,
+)
 from recommender.store import Store
 from recommender.store.library import normalise_title
 from recommender.store.schema import MIGRATIONS, V_LIBRARY_GROUPS, migrate
@@ -39,7 +46,9 @@ def test_every_export_format_yields_its_arxiv_ids_and_titles() -> None:
     assert ids_of("zotero.bib") == ["2606.30017", "2606.29579", None, None, "2104.12255", None]
     zotero = parse_library((LIB / "zotero.bib").read_bytes(), "zotero.bib")
     assert zotero.format == "bibtex" and not zotero.problems
-    assert zotero.entries[2].title == "Exploring the possibility of TypiClust for low-budget federated active learning"
+    assert zotero.entries[2].title == \
+        "Exploring the possibility of {TypiClust} for low-budget federated active learning"  # as written
+    assert display_title(r"Schr\"{o}dinger's {BERT} for $\alpha$-decay") == "Schrödinger's BERT for α-decay"
     # Mendeley: arxivId / eprint + archivePrefix, and a journal field "arXiv:X"
     assert ids_of("mendeley.bib") == ["2606.27881", "2606.30107", "2503.22692"]
     # JabRef (biblatex): eprint + eprinttype, \url{...} in howpublished; a journal article without an id

@@ -49,7 +49,8 @@ class LibraryError(ValueError):
 @dataclass(frozen=True)
 class LibraryEntry:
     """One reference: where it is in the file (a citation key or ``line N``), its arXiv id if it names one,
-    and its title (LaTeX decoded; "" when it has none)."""
+    and its title as written ("" when it has none): LaTeX and all, as arXiv's own titles are stored, so both
+    are normalised alike when matched (:func:`display_title` shows it as text)."""
 
     label: str
     arxiv_id: str | None
@@ -128,8 +129,12 @@ def _id_field(value: str) -> str | None:
         return None
 
 
-def _clean_title(title: str) -> str:
-    """A title as plain text: LaTeX (accents, commands, math) decoded when there is any, braces gone."""
+def _one_line(title: str) -> str:
+    return " ".join(str(title or "").split())
+
+
+def display_title(title: str) -> str:
+    """A title as plain text to show: LaTeX (accents, commands, math) decoded when there is any, braces gone."""
     t = title
     if "\\" in t or "$" in t:
         try:
@@ -165,7 +170,7 @@ def _bibtex(text: str) -> Library:
         pid = pid or _id_field(fields.get("arxivid", "")) or arxiv_id_in(
             fields.get(k, "") for k in ("doi", "url", "eprint", "note", "howpublished", "journal", "arxivid",
                                         "booktitle", "annote", "pdf", "file", "abstract"))
-        lib.entries.append(LibraryEntry(e.key, pid, _clean_title(fields.get("title", ""))))
+        lib.entries.append(LibraryEntry(e.key, pid, _one_line(fields.get("title", ""))))
     for block in parsed.failed_blocks:
         start = getattr(block, "start_line", None)
         where = f"line {start + 1}" if isinstance(start, int) else "a block"
@@ -195,7 +200,7 @@ def _ris(text: str) -> Library:
         pid = arxiv_id_in(strings)
         if pid is None:
             pid = next((p for s in strings if (p := _id_field(s))), None)
-        lib.entries.append(LibraryEntry(str(rec.get("id") or f"entry {k}"), pid, _clean_title(title)))
+        lib.entries.append(LibraryEntry(str(rec.get("id") or f"entry {k}"), pid, _one_line(title)))
     if len(records) < n:
         _count_problem(lib.problems, f"{n - len(records)} entries without an end (ER) tag")
     return lib
@@ -215,7 +220,7 @@ def _ids(text: str) -> Library:
                 lib.entries.append(LibraryEntry(f"line {k}", pid))
                 found = True
         if not found:
-            lib.entries.append(LibraryEntry(f"line {k}", None, _clean_title(line)[:300]))
+            lib.entries.append(LibraryEntry(f"line {k}", None, _one_line(line)[:300]))
         if len(lib.entries) > MAX_ENTRIES:
             raise LibraryError(f"That list has more than {MAX_ENTRIES:,} entries; I import at most "
                                f"{MAX_ENTRIES:,} at a time. Split it.")
