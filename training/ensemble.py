@@ -129,7 +129,7 @@ def choose_shrinkage(probs: np.ndarray, y: np.ndarray, global_t: float, seed: in
     return best, {str(k): v for k, v in scores.items()}
 
 
-def paired_bootstrap(f_a: np.ndarray, f_b: np.ndarray, n: int = 2000, seed: int = 13) -> dict:
+def paired_bootstrap(f_a: np.ndarray, f_b: np.ndarray, n: int = 1000, seed: int = 13) -> dict:
     """Mean of f_a - f_b (per-paper scores of two models on the same papers) and its 95% percentile interval."""
     d = f_a - f_b
     rng = np.random.default_rng(seed)

@@ -132,6 +132,7 @@ class Classifier:
             raise ClassifierError(f"weights in {d} do not match its config ({missing_keys}, {unexpected})")
         cats = labels["categories"]
         codes = [c["code"] for c in cats]
+        cfg["dir"] = str(d)
         threshold = float(cfg["threshold"])
         tfidf, stack, thresholds = None, None, None
         if (d / ENSEMBLE_FILE).exists():
