@@ -180,6 +180,8 @@ class Commands(ImportCommands, GroupCommands, QuickCheckCommands, PaperCommands,
             out.text(f"/{c.name} – {c.summary}").nl().text("   e.g. ").code(c.example).nl()
         out.nl().text("You can also just send an arXiv id or link. Buttons under a digest: 👍 like, 👎 dislike, "
                       "🔎 more like this.")
+        out.nl(2).text("A digest for a group: add me to the group chat and send ").code("/start").text(
+            " there; its admins set it up, everyone's 👍/👎 shape it.")
         return Reply(out)
 
 
