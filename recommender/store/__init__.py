@@ -2,7 +2,8 @@
 
 :class:`Store` opens (and migrates) one SQLite database in WAL mode with the standard ``sqlite3`` and exposes typed
 methods grouped by subject: papers (``papers.py``), the taxonomy (``taxonomy.py``), and users, feedback,
-deliveries and predictions (``users.py``). Callers get and give dataclasses, never rows.
+deliveries and predictions (``users.py``), group chats and quick checks (``groups.py``), references matched by
+title (``library.py``). Callers get and give dataclasses, never rows.
 
 One Store is shared by every thread of a process: each thread gets its own SQLite connection, opened on its
 first query (WAL, so readers never wait for the writer; a busy timeout, so two writers queue instead of
