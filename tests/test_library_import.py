@@ -54,6 +54,8 @@ def test_every_export_format_yields_its_arxiv_ids_and_titles() -> None:
     # JabRef (biblatex): eprint + eprinttype, \url{...} in howpublished; a journal article without an id
     assert ids_of("jabref.bib") == ["2606.28900", "2606.30307", None]
     assert ids_of("library.ris") == ["2603.04488", None, None]
+    utf16 = (LIB / "mendeley.bib").read_text(encoding="utf-8").encode("utf-16")  # a Windows export, with a BOM
+    assert [e.arxiv_id for e in parse_library(utf16, "mendeley.bib").entries] == ids_of("mendeley.bib")
     ids = parse_library((LIB / "ids.txt").read_bytes(), "ids.txt")
     assert ids.format == "ids"
     assert [e.arxiv_id for e in ids.entries if e.arxiv_id] == ["2606.30017", "2606.29579", "2606.27881",

@@ -90,6 +90,11 @@ def _decode(data: bytes) -> str:
         if data.startswith(magic):
             raise LibraryError(f"That file is {what}, not a library. Send a BibTeX (.bib) or RIS (.ris) export, "
                                "or a text file of arXiv ids or links.")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark (some Windows exports)
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     if b"\x00" in data[:8192]:
         raise LibraryError("That file is binary, not text. Send a BibTeX (.bib) or RIS (.ris) export, or a text "
                            "file of arXiv ids or links.")
