@@ -328,6 +328,7 @@ def product_build(n: int, directory: Path) -> dict[str, Any]:
 
 
 def product_query(n: int, directory: Path) -> dict[str, Any]:
+    from recommender.embedding import ann
     from recommender.embedding.vectors import VectorIndex
     q, truth = queries(), ground_truth(n)
     t = time.perf_counter()
@@ -343,9 +344,22 @@ def product_query(n: int, directory: Path) -> dict[str, Any]:
         found.append([int(pid[1:]) for pid, _ in hits])
     # the excluded id is never a true neighbour here (held-out queries), so recall is against plain exact search
     mem = memory()
-    return {"vectors": n, **_percentiles(lat), "recall_at_10": round(recall(found, truth), 4),
-            "rss_mb": mem["VmRSS"], "rss_anon_mb": mem["RssAnon"], "rss_file_mb": mem["RssFile"],
-            "load_s": round(load_s, 2), "queries": len(q)}
+    out = {"vectors": n, **_percentiles(lat), "recall_at_10": round(recall(found, truth), 4),
+           "rss_mb": mem["VmRSS"], "rss_anon_mb": mem["RssAnon"], "rss_file_mb": mem["RssFile"],
+           "load_s": round(load_s, 2), "queries": len(q), "ef_search": ann.EXPANSION_SEARCH, "ef_sweep": []}
+    default_ef = ann.EXPANSION_SEARCH
+    for ef in (128, 256, 512):  # the trade-off behind the default (after the RSS figure above)
+        ann.EXPANSION_SEARCH = ef
+        idx = VectorIndex(directory, KEY, DIM)
+        lat, found = [], []
+        for i, v in enumerate(q):
+            t = time.perf_counter()
+            hits = idx.search(v, K, exclude={f"p{i}"})
+            lat.append((time.perf_counter() - t) * 1000)
+            found.append([int(pid[1:]) for pid, _ in hits])
+        out["ef_sweep"].append({"ef": ef, **_percentiles(lat), "recall_at_10": round(recall(found, truth), 4)})
+    ann.EXPANSION_SEARCH = default_ef
+    return out
 
 
 def run_sizes(sizes: list[int]) -> list[dict[str, Any]]:
@@ -392,15 +406,17 @@ def main() -> int:
         print(json.dumps(product_query(int(n), Path(d))))
         return 0
     real_sample(refresh=args.refresh_sample)
+    fresh: dict[str, Any] = {"dim": DIM, "cpus": os.cpu_count(), "vectors_used": describe()}
+    if args.libraries:
+        fresh["libraries"] = compare_libraries(args.libraries, args.variants)
+    if args.vectors is not None or not args.libraries:
+        fresh["results"] = run_sizes(args.vectors or [135_205, 1_000_000])
+    fresh["load_avg_at_end"] = round(os.getloadavg()[0], 2)
+    # read just before writing: keep the section another run wrote meanwhile
     out: dict[str, Any] = json.loads(OUT.read_text()) if OUT.is_file() else {}
     if out.get("benchmark") != "similar" or "vectors_used" not in out:
         out = {"benchmark": "similar"}
-    out.update({"dim": DIM, "cpus": os.cpu_count(), "vectors_used": describe()})
-    if args.libraries:
-        out["libraries"] = compare_libraries(args.libraries, args.variants)
-    if args.vectors is not None or not args.libraries:
-        out["results"] = run_sizes(args.vectors or [135_205, 1_000_000])
-    out["load_avg_at_end"] = round(os.getloadavg()[0], 2)
+    out.update(fresh)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {OUT}")
