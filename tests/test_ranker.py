@@ -207,3 +207,25 @@ def test_digests_equal_digest_with_the_learned_ranker(settings: Settings, demo_s
         assert [r.paper.id for r in batched[uid]] == [r.paper.id for r in one], uid
         assert [r.score for r in batched[uid]] == pytest.approx([r.score for r in one], abs=1e-4)
     assert sum(bool(batched[u]) for u in uids) >= 4
+
+
+def test_pairwise_fit_recovers_the_feature_that_decides_relevance() -> None:
+    """The combiner's fit (training.fit_ranker): when relevance follows one feature, that feature gets the
+    largest weight and the fitted scores rank the relevant candidates first."""
+    from training.fit_ranker import Sample, fit_weights, ndcg_of, standardisation
+
+    rng = np.random.default_rng(2)
+    k = FEATURES.index("lda")
+    samples = []
+    for q in range(30):
+        f = rng.standard_normal((80, len(FEATURES))).astype(np.float32)
+        rel = np.zeros(80, bool)
+        rel[np.argsort(-(f[:, k] + 0.3 * rng.standard_normal(80)))[:4]] = True
+        samples.append(Sample(f, rel, "author" if q % 2 else "category"))
+    mean, scale = standardisation(samples)
+    w = fit_weights(samples, mean, scale, c=1.0)
+    assert int(np.argmax(w)) == k and w[k] > 3 * np.abs(np.delete(w, k)).max()
+    got = ndcg_of(samples, [((s.feats - mean) / scale) @ w for s in samples])
+    assert min(got.values()) > 0.8
+    only = fit_weights(samples, mean, scale, c=1.0, use=["emb_max", "lex_max"])
+    assert np.count_nonzero(only) <= 2 and only[k] == 0

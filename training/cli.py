@@ -53,22 +53,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = subparsers.add_parser("evaluate-recommender",
                        help="author- and category-proxy evaluation on the real corpus (see docs/recommender_eval.md)")
-    p.add_argument("--corpus", default="../shared/data/arxiv_corpus.jsonl.gz")
-    p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--authors", type=int, default=800, help="authors sampled (default 800)")
-    p.add_argument("--days", type=int, default=8, help="announcement days in the test window (default 8)")
-    p.add_argument("--min-day-papers", type=int, default=200,
-                   help="a window day has at least this many papers (default 200)")
-    p.add_argument("--categories", type=int, default=30, help="categories sampled for the category proxy "
-                                                              "(default 30)")
-    p.add_argument("--background", type=int, default=3000,
-                   help="earlier papers sampled as the SVMs' negatives (default 3000)")
-    p.add_argument("--no-svm", action="store_true", help="skip the two SVM baselines (faster)")
-    p.add_argument("--abstract-first", action="store_true",
-                   help="embed 'abstract title' instead of 'title. abstract' (to measure the order)")
-    p.add_argument("--out", default="bench/results/eval_recommender.json")
-    p.add_argument("--report", default=None, help="also write the markdown tables to this file")
-    p.add_argument("--json", action="store_true")
+    from training.recommender_eval import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=cmd_evaluate_recommender)
 
 
@@ -132,22 +119,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_recommender(args: argparse.Namespace) -> int:
-    from training.recommender_eval import EvalConfig, markdown_table, run_evaluation, write_report
+    from training.recommender_eval import command
 
-    settings = settings_from(args)
-    cfg = EvalConfig(corpus=Path(args.corpus), seed=args.seed, authors=args.authors, test_days=args.days,
-                     min_day_papers=args.min_day_papers, categories=args.categories, background=args.background,
-                     title_first=not args.abstract_first)
-    if not cfg.corpus.is_file():
-        raise FileNotFoundError(f"{cfg.corpus}: no such corpus file (see ../shared/data)")
-    report = run_evaluation(settings, cfg, with_svm=not args.no_svm, progress=not args.json)
-    write_report(report, Path(args.out), Path(args.report) if args.report else None)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(markdown_table(report, "test"))
-        print(f"chosen on the dev half: {report['chosen']}; written {args.out}")
-    return 0
+    return command(args)
 
 
 def main(argv: list[str] | None = None) -> int:

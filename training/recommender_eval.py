@@ -32,7 +32,9 @@ from recommender.config import Settings
 from recommender.embedding.embed import Embedder, _slug, load_embedder, paper_text
 from recommender.embedding.lexical import LexicalIndex
 from recommender.embedding.vectors import VectorIndex
-from recommender.ranking.profile import ScoringParams
+from recommender.ranking.features import Background
+from recommender.ranking.learned import RankerModel, feature_matrix, score_rows
+from recommender.ranking.profile import Profile, ScoringParams
 from recommender.sources.corpus import iter_dicts
 
 log = logging.getLogger(__name__)
@@ -292,6 +294,77 @@ def lexical_ranker(index: VectorIndex, lex: LexicalIndex, params: ScoringParams)
 
 
 @dataclass
+class EvalWorld:
+    """Everything the learned ranker needs in the evaluation, built once: vectors, the tf-idf index, the
+    background statistics (from the background sample, papers before the cut), categories (primary first), and
+    each window day's candidates with their vectors, tf-idf rows and categories (cached)."""
+
+    data: EvalData
+    index: VectorIndex
+    lex: LexicalIndex
+    params: ScoringParams
+    background: Background
+
+    def __post_init__(self) -> None:
+        self._days: dict[str, tuple[list[str], np.ndarray, Any, list[list[str]]]] = {}
+        self.samples: dict[tuple[str, str, str], Any] = {}  # (kind, name, day) -> features (training.ranker_eval)
+
+    @classmethod
+    def build(cls, data: EvalData, index: VectorIndex, lex: LexicalIndex | None = None,
+              params: ScoringParams | None = None) -> EvalWorld:
+        lex = lex or lexical_index(data)
+        bg = Background.fit(index.get(data.background), lex.get(data.background))
+        return cls(data, index, lex, params or ScoringParams(), bg)
+
+    def categories(self, ids: Sequence[str]) -> list[list[str]]:
+        out = []
+        for i in ids:
+            p = self.data.papers[i]
+            prim = p["primary"]
+            out.append(([prim] if prim else []) + [c for c in p["categories"] if c != prim])
+        return out
+
+    def profile(self, likes: Sequence[str], dislikes: Sequence[str] = (), interest: str = "",
+                interest_vec: np.ndarray | None = None) -> Profile:
+        likes = list(likes)
+        dislikes = [d for d in dislikes if d not in set(likes)]
+        rows = [self.lex.get(likes)] if likes else []
+        if interest_vec is not None:
+            rows.append(self.lex.transform([interest]))
+        import scipy.sparse as sp
+
+        return Profile(like_ids=likes, likes=self.index.get(likes) if likes else None,
+                       dislike_ids=dislikes, dislikes=self.index.get(dislikes) if dislikes else None,
+                       dislikes_lex=self.lex.get(dislikes) if dislikes else None,
+                       interest=interest, interest_vec=interest_vec,
+                       positives_lex=sp.vstack(rows).tocsr() if rows else None,
+                       like_categories=self.categories(likes) if likes else None)
+
+    def day(self, day: str) -> tuple[list[str], np.ndarray, Any, list[list[str]]]:
+        if day not in self._days:
+            ids = self.data.days[day]
+            self._days[day] = (ids, self.index.get(ids), self.lex.get(ids), self.categories(ids))
+        return self._days[day]
+
+    def features(self, profiles: Sequence[Profile], day: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """(U, n, F) features of the profiles over the day's candidates (or its ``rows``)."""
+        ids, vecs, lex, cats = self.day(day)
+        if rows is not None:
+            vecs, lex, cats = vecs[rows], lex[rows], [cats[r] for r in rows.tolist()]
+        return feature_matrix(list(profiles), vecs, lex, self.params, self.background, cats)
+
+
+def learned_ranker(world: EvalWorld, model: RankerModel) -> Ranker:
+    """The product's ranker: the learned combination of the features, likes only (no author features)."""
+
+    def rank(q: Query, cands: list[str]) -> np.ndarray:
+        assert cands is world.data.days[q.day] or cands == world.data.days[q.day]
+        return score_rows(model, world.features([world.profile(q.likes)], q.day)[0])
+
+    return rank
+
+
+@dataclass
 class RankerResults:
     """What :func:`run_rankers` measured: mean metrics per ranker, proxy and split, and the per-query
     ndcg@k of each (ranker, proxy, split) in query order (for paired comparisons)."""
@@ -336,7 +409,8 @@ def run_rankers(data: EvalData, rankers: dict[str, Ranker], progress: bool = Tru
 
 # -- the whole evaluation -------------------------------------------------------------------------------
 
-def default_rankers(data: EvalData, index: VectorIndex, with_svm: bool = True) -> dict[str, Ranker]:
+def default_rankers(data: EvalData, index: VectorIndex, with_svm: bool = True,
+                    lex: LexicalIndex | None = None) -> dict[str, Ranker]:
     from recommender.ranking.profile import ScoringParams
 
     rankers: dict[str, Ranker] = {"random": random_ranker(data.config.seed),
@@ -349,7 +423,7 @@ def default_rankers(data: EvalData, index: VectorIndex, with_svm: bool = True) -
     for mix in (0.5, 0.7):
         rankers[f"hybrid-{mix}"] = embedding_ranker(index, ScoringParams("hybrid", tau=0.1, mix=mix))
     rankers["softmax-0.2-cap8"] = embedding_ranker(index, ScoringParams("softmax", tau=0.2, max_positives=8))
-    lex = lexical_index(data)
+    lex = lex or lexical_index(data)
     for w, tau in ((0.8, 0.1), (0.8, 0.15), (0.8, 0.2), (0.8, 0.3), (0.7, 0.15), (0.9, 0.15)):
         rankers[f"lexsem-{w}-{tau}"] = lexical_ranker(index, lex, ScoringParams("softmax", tau=tau,
                                                                                 lexical_weight=w))
@@ -368,22 +442,96 @@ def choose(results: dict, candidates: Sequence[str], metric: str = "ndcg@10") ->
                                                            if p in results[name]])))
 
 
+@dataclass
+class RunOptions:
+    """How much of the evaluation to run (the protocol itself is :class:`EvalConfig`)."""
+
+    with_svm: bool = True
+    rankers: Sequence[str] | None = None  # only these baselines (None: all)
+    fit_ranker: bool = False  # fit the learned ranker on the dev half and ship it (data/models/ranker/)
+    model_dir: Path | None = None  # where to write / read the learned ranker (None: the shipped one)
+    feedback_authors: int = 150  # simulated feedback users among the test half's authors (0: skip)
+    seed_vectors: Path | None = None  # take vectors from this exported Arrow file first (e.g. the demo's)
+    cached_background: bool = False  # the background sample: pre-cut papers already in the cache
+
+
+PRODUCT = "learned (product)"
+PREVIOUS = "lexsem-0.8-0.15"  # the product's ranking before the learned ranker
+
+
+def _seed_vectors(index: VectorIndex, path: Path, only: Sequence[str]) -> int:
+    """Vectors of ``only`` from an exported Arrow file of the same model (its quantisation may differ: int8
+    vectors are within cosine 0.995 of fp32)."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    with pa.memory_map(str(path), "r") as src:
+        reader = ipc.open_file(src)
+        key = (reader.schema.metadata or {}).get(b"key", b"").decode()
+        table = reader.read_all()
+    if key.split("|")[:2] != index.key.split("|")[:2]:
+        log.info("%s holds vectors of %r, not %r: not used", path, key, index.key)
+        return 0
+    ids = table.column("id").to_pylist()
+    vecs = np.asarray(table.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False),
+                      dtype=np.float32).reshape(len(ids), index.dim)
+    wanted = set(only)
+    keep = [i for i, pid in enumerate(ids) if pid in wanted and pid not in index]
+    if keep:
+        index.add([ids[i] for i in keep], vecs[keep])
+    return len(keep)
+
+
 def run_evaluation(settings: Settings, cfg: EvalConfig, embedder: Embedder | None = None,
-                   with_svm: bool = True, progress: bool = True) -> dict:
-    """Build the data, embed what is missing (cached), run every ranker; returns the report as a dict."""
+                   with_svm: bool = True, progress: bool = True, options: RunOptions | None = None) -> dict:
+    """Build the data, embed what is missing (cached), fit the learned ranker on the dev half if asked, run every
+    ranker, the simulated feedback loop and the cold-start queries; returns the report as a dict."""
+    from training import ranker_eval as re_
+
+    opts = options or RunOptions(with_svm=with_svm)
     t0 = time.time()
     data = build_eval_data(cfg)
     embedder = embedder or load_embedder(settings)
     index = eval_index(settings, embedder, cfg.title_first)
+    seeded = _seed_vectors(index, opts.seed_vectors, data.needed_ids()) if opts.seed_vectors else 0
+    if opts.cached_background:
+        liked = {x for q in data.queries for x in q.likes}
+        pre = [i for i in index.ids if i in data.papers and data.papers[i]["announced"] < data.cut
+               and i not in liked]
+        rng = random.Random(cfg.seed)
+        data.background = sorted(rng.sample(sorted(pre), min(cfg.background, len(pre))))
     embedded = embed_needed(data, embedder, index, progress=progress)
-    rankers = default_rankers(data, index, with_svm)
+    lex = lexical_index(data)
+    world = EvalWorld.build(data, index, lex)
+    cold = re_.cold_queries(data.queries)
+    interest_vecs = {c: embedder.encode_one(re_.interest_text(c)) for c in sorted({q.name for q in cold})}
+    fit_meta: dict[str, object] = {}
+    if opts.fit_ranker:
+        from training.fit_ranker import write_model
+
+        model, fit_meta = re_.fit_on_dev(world, data.queries, cold, interest_vecs)
+        if opts.feedback_authors:  # again with the profiles the feedback loop grows on the dev half (dislikes)
+            dev_users = re_.tracks(data.queries, "dev", opts.feedback_authors, cfg.seed)
+            grown = re_.simulate(world, model, dev_users, "top10", cfg.k, collect=True)[2]
+            model, fit_meta = re_.fit_on_dev(world, data.queries, cold, interest_vecs, feedback=grown)
+        model = RankerModel(model.features, model.mean, model.scale, model.warm, model.cold, model.version,
+                            {**(model.meta or {}), "protocol": {"days": cfg.test_days, "authors": cfg.authors,
+                                                                "categories": cfg.categories,
+                                                                "max_likes": cfg.max_likes, "seed": cfg.seed}})
+        from recommender.ranking.learned import MODEL_DIR
+
+        write_model(model, opts.model_dir or MODEL_DIR, world.background.emb_mean, world.background.emb_prec)
+    else:
+        model = RankerModel.load(opts.model_dir / "ranker.json" if opts.model_dir else None)
+    rankers = default_rankers(data, index, opts.with_svm, lex)
+    if opts.rankers is not None:
+        rankers = {k: v for k, v in rankers.items() if k in set(opts.rankers)}
+    rankers[PRODUCT] = learned_ranker(world, model)
     measured = run_rankers(data, rankers, progress)
     results, per_query = measured.means, measured.per_query
-    # eligible: methods that keep a user's distinct interests apart (not centroid-based, so not hybrid)
-    ours = [n for n in rankers if n.startswith(("softmax", "knn", "max", "lexsem")) and "cap" not in n]
-    chosen = choose(results, ours)
+    chosen = PRODUCT
     comparisons = {}
-    for base in ("mean-of-likes", "tfidf-svm", "svm-embedding"):
+    for base in ("mean-of-likes", PREVIOUS, "tfidf-svm", "svm-embedding"):
         for kind in PROXIES:
             a, b = per_query.get((chosen, kind, "test")), per_query.get((base, kind, "test"))
             if a and b:
@@ -391,14 +539,24 @@ def run_evaluation(settings: Settings, cfg: EvalConfig, embedder: Embedder | Non
     counts: dict[str, int] = defaultdict(int)
     for q in data.queries:
         counts[f"{q.kind}/{q.split}"] += 1
+    feedback = {}
+    if opts.feedback_authors:
+        users = re_.tracks(data.queries, "test", opts.feedback_authors, cfg.seed)
+        feedback = re_.feedback_report(world, model, users, cfg.k, cfg.seed)
+    cold_start = re_.cold_report(world, model, cold, interest_vecs, cfg.k, cfg.seed)
     return {
         "protocol": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
                      "cut": data.cut, "window_days": {d: len(v) for d, v in data.days.items()},
                      "queries": dict(counts), "embedded_papers": len(data.needed_ids()),
+                     "background_papers": len(data.background), "seeded_vectors": seeded,
                      "embedder": embedder.key, "backend": embedder.backend},
         "chosen": chosen,
+        "ranker_model": model.to_dict(),
+        "fit": fit_meta,
         "results": results,
         "comparisons": comparisons,
+        "feedback": feedback,
+        "cold_start": cold_start,
         "seconds": round(time.time() - t0, 1),
         "newly_embedded": embedded,
     }
@@ -431,6 +589,65 @@ def markdown_table(report: dict, split: str = "test") -> str:
     return "\n".join(lines)
 
 
+def _ci(c: dict[str, float]) -> str:
+    bold = c["ci95_low"] > 0 or c["ci95_high"] < 0
+    text = f"{c['mean_diff']:+.3f} [{c['ci95_low']:+.3f}, {c['ci95_high']:+.3f}]"
+    return f"**{text}**" if bold else text
+
+
+def markdown_sections(report: dict) -> str:
+    """Every table of the report as markdown: both halves, the paired intervals, feedback rounds, quick checks,
+    cold start."""
+    k = report["protocol"]["k"]
+    out = [f"## Test half\n\n{markdown_table(report, 'test')}\n",
+           f"## Dev half (used to fit)\n\n{markdown_table(report, 'dev')}\n"]
+    comps = report.get("comparisons", {})
+    if comps:
+        bases = list(dict.fromkeys(name.split(" - ", 1)[1].rsplit(" (", 1)[0] for name in comps))
+        lines = [f"| {report['chosen']} minus | author | category | mixed |", "|---|---|---|---|"]
+        for base in bases:
+            cells = []
+            for kind in PROXIES:
+                c = comps.get(f"{report['chosen']} - {base} ({kind}, test, ndcg@{k})")
+                cells.append(_ci(c) + f" (n={c['queries']})" if c else "-")
+            lines.append(f"| {base} | " + " | ".join(cells) + " |")
+        out.append("## Paired differences in nDCG@10, test half (95% bootstrap)\n\n" + "\n".join(lines) + "\n")
+    fb = report.get("feedback") or {}
+    if fb:
+        table = fb["by_round"]
+        for kind in ("author", "category"):
+            rounds = sorted({int(key.split("/")[1]) for mode in table for key in table[mode]
+                             if key.startswith(kind + "/")})
+            if not rounds:
+                continue
+            lines = [f"| {kind}: recall@{k} by day | " + " | ".join(str(r) for r in rounds) + " |",
+                     "|---" * (len(rounds) + 1) + "|"]
+            for mode, rows in table.items():
+                lines.append(f"| {mode} | " + " | ".join(
+                    f"{rows[f'{kind}/{r}'][f'recall@{k}']:.3f}" if f"{kind}/{r}" in rows else "-"
+                    for r in rounds) + " |")
+            queries = [str(table["none"].get(f"{kind}/{r}", {}).get("queries", 0)) for r in rounds]
+            lines.append("| queries | " + " | ".join(queries) + " |")
+            out.append(f"## Feedback loop, {kind}s of the test half\n\n" + "\n".join(lines) + "\n")
+        lines = ["| difference (days 2-8, paired by user and day) | mean [95% interval] | n |", "|---|---|---|"]
+        for name, c in fb["differences"].items():
+            lines.append(f"| {name} | {_ci(c)} | {c['queries']} |")
+        out.append("## Feedback and quick checks: what ratings are worth\n\n" + "\n".join(lines) + "\n")
+    cs = report.get("cold_start") or {}
+    if cs:
+        lines = [f"| interest sentence only | test recall@{k} | test mrr | test ndcg@{k} | dev ndcg@{k} |",
+                 "|---|---|---|---|---|"]
+        names = list(dict.fromkeys(key.rsplit("/", 1)[0] for key in cs["means"]))
+        for name in names:
+            t, d = cs["means"].get(f"{name}/test", {}), cs["means"].get(f"{name}/dev", {})
+            lines.append(f"| {name} | {t.get(f'recall@{k}', float('nan')):.3f} | {t.get('mrr', float('nan')):.3f} | "
+                         f"{t.get(f'ndcg@{k}', float('nan')):.3f} | {d.get(f'ndcg@{k}', float('nan')):.3f} |")
+        for name, c in cs["differences"].items():
+            lines.append(f"| {name} | | | {_ci(c)} (n={c['queries']}) | |")
+        out.append("## Cold start from an interest sentence\n\n" + "\n".join(lines) + "\n")
+    return "\n".join(out)
+
+
 def write_report(report: dict, out: Path, markdown: Path | None = None) -> None:
     """Write the report JSON (and optionally the dev/test tables as markdown), via temp files."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -438,6 +655,63 @@ def write_report(report: dict, out: Path, markdown: Path | None = None) -> None:
     tmp.write_text(json.dumps(report, indent=1))
     tmp.replace(out)
     if markdown is not None:
-        text = (f"## Test half\n\n{markdown_table(report, 'test')}\n\n"
-                f"## Dev half (used to choose)\n\n{markdown_table(report, 'dev')}\n")
-        markdown.write_text(text)
+        markdown.write_text(markdown_sections(report))
+
+
+# -- the command line (`arxiv-digest evaluate-recommender`) ---------------------------------------------
+
+def add_arguments(p: Any) -> None:
+    """The options of ``evaluate-recommender`` (``p``: its argparse parser)."""
+    p.add_argument("--corpus", default="../shared/data/arxiv_corpus.jsonl.gz")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--authors", type=int, default=800, help="authors sampled (default 800)")
+    p.add_argument("--days", type=int, default=8, help="announcement days in the test window (default 8)")
+    p.add_argument("--min-day-papers", type=int, default=200,
+                   help="a window day has at least this many papers (default 200)")
+    p.add_argument("--categories", type=int, default=30, help="categories sampled for the category proxy "
+                                                              "(default 30)")
+    p.add_argument("--max-likes", type=int, default=25, help="an author's most recent earlier papers kept as "
+                                                             "likes (default 25)")
+    p.add_argument("--background", type=int, default=3000,
+                   help="earlier papers sampled as the SVMs' negatives and the ranker's background (default 3000)")
+    p.add_argument("--cached-background", action="store_true",
+                   help="draw the background from earlier papers already in the vector cache (no embedding)")
+    p.add_argument("--seed-vectors", metavar="FILE", default=None,
+                   help="first take vectors from this exported Arrow file (e.g. data/demo_vectors.arrow)")
+    p.add_argument("--no-svm", action="store_true", help="skip the two SVM baselines (faster)")
+    p.add_argument("--rankers", default=None, help="comma-separated baselines to run (default: all)")
+    p.add_argument("--fit-ranker", action="store_true",
+                   help="fit the learned ranker on the dev half and write it to data/models/ranker/ first")
+    p.add_argument("--model-dir", default=None, help="write/read the learned ranker here instead")
+    p.add_argument("--feedback-authors", type=int, default=150,
+                   help="test-half authors in the simulated feedback loop (default 150; 0 skips it)")
+    p.add_argument("--abstract-first", action="store_true",
+                   help="embed 'abstract title' instead of 'title. abstract' (to measure the order)")
+    p.add_argument("--out", default="bench/results/eval_recommender.json")
+    p.add_argument("--report", default=None, help="also write the markdown tables to this file")
+    p.add_argument("--json", action="store_true")
+
+
+def command(args: Any) -> int:
+    """Run ``evaluate-recommender`` with parsed ``args``."""
+    from recommender.cli.common import settings_from
+
+    settings = settings_from(args)
+    cfg = EvalConfig(corpus=Path(args.corpus), seed=args.seed, authors=args.authors, test_days=args.days,
+                     min_day_papers=args.min_day_papers, categories=args.categories, background=args.background,
+                     max_likes=args.max_likes, title_first=not args.abstract_first)
+    if not cfg.corpus.is_file():
+        raise FileNotFoundError(f"{cfg.corpus}: no such corpus file (see ../shared/data)")
+    opts = RunOptions(with_svm=not args.no_svm, rankers=args.rankers.split(",") if args.rankers else None,
+                      fit_ranker=args.fit_ranker, model_dir=Path(args.model_dir) if args.model_dir else None,
+                      feedback_authors=args.feedback_authors,
+                      seed_vectors=Path(args.seed_vectors) if args.seed_vectors else None,
+                      cached_background=args.cached_background)
+    report = run_evaluation(settings, cfg, progress=not args.json, options=opts)
+    write_report(report, Path(args.out), Path(args.report) if args.report else None)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(markdown_sections(report))
+        print(f"written {args.out}")
+    return 0

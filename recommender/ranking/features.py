@@ -6,7 +6,7 @@ and the mixed ones (0.8 tf-idf + 0.2 MiniLM), from which the tf-idf cosines are 
 a few products more, :func:`block_features` gives each profile's features over the candidates, ``FEATURES`` in
 order:
 
-- ``mix_soft``: the softmax-pooled mixed similarity (the product's previous score, before dislikes);
+- ``mix_soft``: the softmax-pooled mixed similarity minus the dislike penalty (the product's previous score);
 - ``emb_max``, ``lex_max``, ``emb_mean``, ``lex_mean``: the nearest and the mean MiniLM / tf-idf cosine to the
   positives (``lex_mean`` is the candidate's tf-idf product with the centroid of the likes: with ``bg_lex``, the
   background centroid's, it makes the per-user Rocchio linear model on tf-idf, likes vs background, that a
@@ -194,7 +194,7 @@ def block_features(b: Block, profiles: Sequence[Profile], live: np.ndarray, cand
     inv_w = (1.0 / widths.astype(np.float32))[:, None]
     profs = [profiles[j] for j in live.tolist()]
     f: dict[str, np.ndarray] = {}
-    f["mix_soft"] = b.score[live] + (b.penalty[live] if b.penalty is not None else 0)
+    f["mix_soft"] = b.score[live]
     f["emb_max"] = _segment_max(emb, offsets, widths)
     f["lex_max"] = _segment_max(lex, offsets, widths)
     f["emb_mean"] = _segment_sums(emb, offsets, widths) * inv_w
