@@ -7,7 +7,7 @@ delivered like anyone's. Everyone's 👍/👎 (buttons or /like) shape the group
 or follows (:data:`ADMIN_COMMANDS`, :data:`ADMIN_BUTTONS`) takes a group admin: the front end checks the
 member's status (Telegram: getChatMember) only for those, via :func:`needs_admin`, and sets ``Caller.admin``.
 ``/start`` in a group sets it up; removal from the group stops its digests (:meth:`GroupCommands.membership`)
-and re-adding resumes them.
+and re-adding resumes them; a group upgraded to a supergroup keeps everything under its new chat id.
 """
 from __future__ import annotations
 
@@ -96,6 +96,11 @@ class GroupCommands(CommandsBase):
         out.extend(self._profile_status(user))
         buttons = [Button(g, codes.field_menu(i)) for i, (g, _) in enumerate(self._groups)]
         return Reply(out, buttons=[buttons[i:i + 2] for i in range(0, len(buttons), 2)])
+
+    def group_moved(self, old: int, new: int) -> None:
+        """The group became a supergroup with chat id ``new``: its profile, likes and digests go with it."""
+        if self.store.move_group(old, new):
+            log.info("group %s is now supergroup %s; its profile moved along", old, new)
 
     def membership(self, chat_id: int, title: str, present: bool) -> Reply | None:
         """The bot was added to (``present``) or removed from a group: removal stops its digests at once;

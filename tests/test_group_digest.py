@@ -102,3 +102,32 @@ def test_the_terminal_speaks_as_a_group(settings: Settings, demo_store: Store) -
     group = store.get_user(-500)
     assert group.categories == ["cs.LG"] and group.digest_hour == 7 and group.chat_id == -500
     assert store.delivered_ids(-500, LATEST) and store.get_user(1) is None
+
+
+def test_a_group_upgraded_to_a_supergroup_keeps_its_profile(rt: Runtime, fake: FakeTelegram) -> None:
+    small, big = -4_242, -1_000_000_004_242
+    store = rt.store
+    liked = store.announced_ids(LATEST, categories=["cs.LG"])[0]
+
+    def migrated(chat: dict, **field: int) -> dict:
+        return {"message": {"message_id": 1, "date": int(datetime.now(UTC).timestamp()), "chat": chat,
+                            "from": {"id": ADMIN, "is_bot": False, "first_name": "Ada"}, **field}}
+
+    async def go() -> None:
+        async with running(rt):
+            fake.admins[small].add(ADMIN)
+            fake.send_group_text(small, ADMIN, "/follow cs.LG")
+            fake.send_group_text(small, MEMBER, f"/like {liked}")
+            await fake.replies(small, 2)
+            # Telegram says it in both chats; the first moves everything, the second changes nothing
+            fake.inject(migrated({"id": small, "type": "group", "title": "Reading group"}, migrate_to_chat_id=big))
+            fake.inject(migrated({"id": big, "type": "supergroup", "title": "Reading group"},
+                                 migrate_from_chat_id=small))
+            await fake.until(lambda: store.get_user(big) is not None, what="the group moved")
+            fake.send_group_text(big, MEMBER, "/start")
+            [hello] = await fake.replies(big, 1)
+            assert "Following: cs.LG" in hello.text and "Liked papers: 1" in hello.text
+
+    run(go())
+    assert store.get_user(small) is None and store.is_group(big) and store.liked_ids(big) == [liked]
+    assert store.get_user(big).categories == ["cs.LG"] and store.get_user(big).chat_id == big

@@ -30,6 +30,7 @@ from bot.commands import COMMANDS
 from bot.pacing import Pacer
 from bot.telegram.delivery import Deliverer, DeliveryReport, delivery_job
 from bot.telegram.documents import on_document
+from bot.telegram.groups import on_migrate
 from bot.telegram.handlers import on_button, on_edited, on_error, on_group, on_membership, on_other, on_text
 from bot.telegram.redact import protect_token
 from bot.telegram.runtime import Runtime, open_runtime, runtime
@@ -100,6 +101,7 @@ def build_application(rt: Runtime, pacer: Pacer | None = None, timeout: float = 
     app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.COMMAND, on_group))
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.TEXT, on_text))
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.Document.ALL, on_document))  # a library
+    app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, on_migrate))  # a group became a supergroup
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & ~filters.TEXT & ~filters.StatusUpdate.ALL, on_other))
     app.add_handler(CallbackQueryHandler(on_button))
     app.add_handler(ChatMemberHandler(on_membership, ChatMemberHandler.MY_CHAT_MEMBER))

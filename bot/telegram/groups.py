@@ -7,7 +7,8 @@ the member is an admin is asked of Telegram (``getChatMember``: creator or admin
 command or button changes the group's settings; an anonymous admin, whose messages come "from" the group
 itself (``sender_chat``), counts as one. A press in a group the bot was never set up in is refused (the
 caller is None), so a forged press cannot create a profile. ``my_chat_member`` updates for groups go to
-:func:`group_membership`: removal (left, kicked) stops the group's digests, re-adding resumes them.
+:func:`group_membership`: removal (left, kicked) stops the group's digests, re-adding resumes them; a group
+upgraded to a supergroup keeps its profile under the new chat id (:func:`on_migrate`).
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ import logging
 from telegram import Bot, ChatMemberUpdated, Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
+from telegram.ext import ContextTypes
 
 from bot.cmd_base import Caller
 from bot.cmd_group import needs_admin
-from bot.telegram.runtime import Runtime
+from bot.telegram.runtime import Runtime, runtime
 from bot.telegram.sending import send_reply
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,22 @@ async def group_press_caller(rt: Runtime, bot: Bot, update: Update, data: str) -
     if not await rt.call(rt.store.is_group, chat.id):
         return None
     return await group_caller(bot, update, needs_admin(data=data))
+
+
+async def on_migrate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A group upgraded to a supergroup (a new chat id): its profile and digests move to the new id. Telegram
+    says it twice (``migrate_to_chat_id`` in the old chat, ``migrate_from_chat_id`` in the new); both work."""
+    msg = update.effective_message
+    if msg is None:
+        return
+    if msg.migrate_to_chat_id:
+        old, new = msg.chat_id, msg.migrate_to_chat_id
+    elif msg.migrate_from_chat_id:
+        old, new = msg.migrate_from_chat_id, msg.chat_id
+    else:
+        return
+    rt = runtime(context)
+    await rt.call(rt.commands.group_moved, old, new)
 
 
 async def group_membership(rt: Runtime, bot: Bot, change: ChatMemberUpdated) -> None:

@@ -43,6 +43,24 @@ class GroupQueries:
     def group_ids(self) -> set[int]:
         return {r[0] for r in self.conn.execute("SELECT chat_id FROM chat_groups")}
 
+    def move_group(self, old: int, new: int) -> bool:
+        """A group upgraded to a supergroup gets a new chat id: its row and every row keyed by it (settings,
+        follows, likes, digests, deliveries, ...: each table with a foreign key to ``users``) move to ``new``, in
+        one transaction. False (nothing changes) if ``old`` is no group or ``new`` is known already."""
+        with self.transaction():
+            if not self.is_group(old) or self.conn.execute("SELECT 1 FROM users WHERE id = ?", (new,)).fetchone():
+                return False
+            cols = [r[1] for r in self.conn.execute("PRAGMA table_info(users)") if r[1] not in ("id", "chat_id")]
+            self.conn.execute(f"INSERT INTO users (id, chat_id, {', '.join(cols)}) "
+                              f"SELECT ?, ?, {', '.join(cols)} FROM users WHERE id = ?", (new, new, old))
+            tables = [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for table in tables:
+                for fk in self.conn.execute(f"PRAGMA foreign_key_list({table})").fetchall():
+                    if fk[2] == "users" and table != "users":
+                        self.conn.execute(f"UPDATE {table} SET {fk[3]} = ? WHERE {fk[3]} = ?", (new, old))
+            self.conn.execute("DELETE FROM users WHERE id = ?", (old,))
+        return True
+
     # -- quick checks -----------------------------------------------------------------------------------
     def set_quickcheck(self, user_id: int, enabled: bool) -> None:
         with self.transaction():
