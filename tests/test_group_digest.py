@@ -115,7 +115,7 @@ def test_a_group_upgraded_to_a_supergroup_keeps_its_profile(rt: Runtime, fake: F
 
     async def go() -> None:
         async with running(rt):
-            fake.admins[small].add(ADMIN)
+            fake.owners[small] = ADMIN  # the group's creator
             fake.send_group_text(small, ADMIN, "/follow cs.LG")
             fake.send_group_text(small, MEMBER, f"/like {liked}")
             await fake.replies(small, 2)

@@ -54,6 +54,9 @@ def test_every_export_format_yields_its_arxiv_ids_and_titles() -> None:
     # JabRef (biblatex): eprint + eprinttype, \url{...} in howpublished; a journal article without an id
     assert ids_of("jabref.bib") == ["2606.28900", "2606.30307", None]
     assert ids_of("library.ris") == ["2603.04488", None, None]
+    cut = b"TY  - JOUR\nTI  - Complete\nUR  - https://arxiv.org/abs/2603.04488\nER  - \n\nTY  - JOUR\nTI  - Cut off\n"
+    ris = parse_library(cut, "cut.ris")
+    assert [e.arxiv_id for e in ris.entries] == ["2603.04488"] and ris.problems == ["1 entries without an end (ER) tag"]
     utf16 = (LIB / "mendeley.bib").read_text(encoding="utf-8").encode("utf-16")  # a Windows export, with a BOM
     assert [e.arxiv_id for e in parse_library(utf16, "mendeley.bib").entries] == ids_of("mendeley.bib")
     ids = parse_library((LIB / "ids.txt").read_bytes(), "ids.txt")
