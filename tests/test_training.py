@@ -242,3 +242,16 @@ def test_stack_recovers_known_weights_and_thresholds_improve_validation():
     assert set(scores) >= {"0.0", "1000000000.0"} and scores[str(k)] == max(scores.values())
     better = paired_bootstrap(np.full(500, 0.8) + rng.normal(0, 0.1, 500), np.full(500, 0.7))
     assert 0.08 < better["low"] < better["diff"] < better["high"] < 0.12
+
+
+def test_prune_threshold_keeps_the_largest_weights(tmp_path):
+    from recommender.classification.tfidf_head import TfidfHead
+    from training.selection import prune_threshold
+
+    rng = np.random.default_rng(1)
+    head = TfidfHead([f"t{i}" for i in range(200)], np.ones(200, np.float32),
+                     rng.normal(0, 1, (200, 10)).astype(np.float32), np.zeros(10, np.float32))
+    t = prune_threshold(head, 500)
+    assert (np.abs(head.weights) >= t).sum() == 500
+    assert head.save(tmp_path, prune=t)["kept_share"] == pytest.approx(500 / 2000)
+    assert prune_threshold(head, 10_000) == 0.0
