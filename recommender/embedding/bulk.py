@@ -123,11 +123,25 @@ def ray_session(address: str | None = None, workers: int | None = None) -> Itera
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=workers or os.cpu_count() or 1, **kwargs)
+        _start_local(ray, num_cpus=workers or os.cpu_count() or 1, **kwargs)
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _start_local(ray: Any, attempts: int = 3, **kwargs: Any) -> None:
+    """``ray.init`` of a local cluster, tried again when its node did not come up within Ray's fixed 30 s (seen on
+    a heavily loaded machine)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(**kwargs)
+            return
+        except Exception as exc:  # Ray raises a bare Exception for this
+            if "timed out during startup" not in str(exc) or attempt == attempts:
+                raise
+            log.warning("local Ray did not start in time (attempt %d of %d): trying again", attempt, attempts)
+            ray.shutdown()
 
 
 def plan_shards(pages: Iterable[Sequence[str]], done: set[str] | frozenset[str],
