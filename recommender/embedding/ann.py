@@ -1,10 +1,16 @@
 """Approximate nearest-neighbour graph over a vector store's rows: usearch HNSW with int8 vectors, memory-mapped.
 
-Chosen by measurement (``bench/bench_similar.py --libraries``, real MiniLM vectors): usearch was the one of
-usearch, faiss-cpu and hnswlib that serves an index straight from its file (``view``: memory-mapped, nothing
-copied, so a process holding a million papers stays small), keeps its own copy of the vectors in int8 (a quarter
-of fp32) and grows by ``add``. The graph only proposes candidates: :class:`recommender.embedding.vectors.
-VectorIndex` rescores them exactly with the fp32 vectors, so int8 costs no precision in the scores shown.
+Chosen by measurement (``bench/bench_similar.py --libraries``: usearch, faiss-cpu and hnswlib on the same
+real-derived MiniLM vectors, the ``libraries`` section of ``bench/results/bench_similar.json``). hnswlib keeps
+fp32 vectors in RAM and cannot memory-map its file (1.46 GB of vectors alone at 1M: over the bot's memory goal)
+and has had no release since 2023. faiss (HNSW + 8-bit scalar quantiser, memory-mapped with
+``IO_FLAG_MMAP_IFC``) and usearch (HNSW, int8, ``view``) both serve a graph straight from its file at a quarter
+of fp32's size; faiss was a little faster and more precise per ``ef`` at 50k, but its quantiser is *trained* on
+the vectors present when the graph is built (per-dimension ranges: a store that grows from 50k to millions of
+papers would be quantised with its first topics' ranges) and its HNSW cannot remove a key; usearch quantises a
+unit vector without training, removes and renames keys, and is a small wheel. usearch it is, with ``ef`` raised
+until recall@10 >= 0.99. The graph only proposes candidates: :class:`recommender.embedding.vectors.VectorIndex`
+rescores them exactly with the fp32 vectors, so int8 costs no precision in the scores shown.
 
 Keys are the store's *logical row numbers* (an id's row never changes: new ids are appended, a replaced vector
 keeps its row, compaction keeps the order), so a graph over rows ``[0, rows)`` stays valid while the store
@@ -12,7 +18,9 @@ grows; the rows after it (the tail) are searched exactly until the graph is exte
 ``ann-<rows>-<digest>.usearch``, the digest being a hash of the ids of those rows: the name says what the file
 covers, is written through a temporary name and a rename (atomic), and a graph whose ids disagree with the
 vectors (a crash, a deleted part) is recognised by its name and rebuilt. An :class:`AnnGraph` is never changed
-once made: extending loads a writable copy, adds the tail, and saves a new file that readers then open.
+once made: extending loads a writable copy, adds the tail, and saves a new file that readers then open. A
+replaced vector (a new version of a paper) keeps its old place in the graph until a rebuild; it is rescored with
+its new vector, and a new version's text rarely moves it far.
 """
 from __future__ import annotations
 
