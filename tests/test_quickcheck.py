@@ -120,3 +120,24 @@ def test_a_quick_check_whose_sending_crashed_is_not_asked_again(settings: Settin
     first = commands.quick_check(user, LATEST)
     assert first is not None and len(first.buttons) == 2  # recorded as asked before anything is sent
     assert commands.quick_check(user, LATEST) is None  # after a crash before sending: not asked twice
+
+
+def test_digest_on_request_in_telegram_is_followed_by_its_quick_check(rt: Runtime, fake: FakeTelegram) -> None:
+    uid = 8201
+
+    async def go() -> None:
+        async with running(rt):
+            for line in ("/follow cs.LG", f"/like {LIKED}", "/settings minscore 0.15", "/settings quickcheck on",
+                         "/digest"):
+                fake.send_text(uid, line)
+            msgs = await fake.replies(uid, 6)
+            assert msgs[4].text.startswith(f"Your arXiv digest for {LATEST}")
+            assert msgs[5].text.startswith("Quick check")  # after the digest went out and was recorded
+            fake.send_text(uid, "/digest")  # the next papers of the same day: no second quick check
+            await fake.replies(uid, 7)
+        assert not [e for e in fake.errors if e[1] == 400], fake.errors
+
+    run(go())
+    recorded = rt.store.quickcheck(uid, LATEST)
+    assert recorded is not None and len(recorded[0]) == 2
+    assert len(fake.messages(uid)) == 7
