@@ -14,7 +14,15 @@ import difflib
 import logging
 
 from recommender.store import User
-from recommender.store.follows import MAX_ALERT_CHARS, MAX_ALERT_WORDS, MAX_ALERTS, KnownAuthor, alert_words, split_name
+from recommender.store.follows import (
+    MAX_ALERT_CHARS,
+    MAX_ALERT_WORDS,
+    MAX_ALERTS,
+    KnownAuthor,
+    LimitReached,
+    alert_words,
+    split_name,
+)
 from recommender.store.follows import compatible as names_compatible
 
 from . import buttons as codes
@@ -98,8 +106,10 @@ class FollowCommands(CommandsBase):
     def _follow(self, user: User, name: str) -> Reply:
         try:
             added = self.store.follow_author(user.id, name)
-        except ValueError as exc:
-            raise UserError(f"You follow too many authors ({exc}); /unfollow author NAME first.") from None
+        except LimitReached as exc:
+            raise UserError(f"You follow {exc}, the most I keep; /unfollow author NAME first.") from None
+        except ValueError:
+            raise UserError(f"I can't follow {render.clean(name, 60)!r}: an author's name needs letters.") from None
         if not added:
             return Reply.plain(f"You already follow {render.clean(name, 80)}.")
         out = Rich().text(f"Following {render.clean(name, 80)}: their new papers are always in your digest, "
@@ -208,7 +218,7 @@ class FollowCommands(CommandsBase):
             raise UserError(f"An alert is a phrase of at most {MAX_ALERT_WORDS} words; that has {len(words)}.")
         try:
             added = self.store.add_alert(user.id, phrase)
-        except ValueError:
+        except LimitReached:
             raise UserError(f"You have {MAX_ALERTS} alerts, the most I keep; remove one with /unalert first "
                             "(/alerts lists them).") from None
         shown = render.clean(phrase, 80)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from recommender.store import Store, User
-from recommender.store.follows import FollowedAuthor, compatible, split_name
+from recommender.store.follows import compatible, split_name
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +33,17 @@ class MustInclude:
     why: str  # e.g. "by Claudio Bonanno, whom you follow; matches your alert “cathetus rule”"
 
 
-def _followed_author(authors: Sequence[str], follows: Sequence[FollowedAuthor],
-                     keys: dict[str, tuple[tuple[str, ...], str]]) -> str | None:
-    """The first of a paper's ``authors`` who is followed, as the paper names them (``keys``: a cache of split
-    names)."""
-    for name in authors:
-        key = keys.get(name)
-        if key is None:
-            key = keys[name] = split_name(name)
-        given, surname = key
-        for f in follows:
-            if f.surname == surname and compatible(given, f.given):
-                return name
-    return None
+def _by_surname(names: dict[str, list[str]]) -> dict[str, list[tuple[str, int, tuple[str, ...], str]]]:
+    """Folded surname -> (paper id, author position, folded given names, name as written) of the pool's authors."""
+    out: dict[str, list[tuple[str, int, tuple[str, ...], str]]] = {}
+    keys: dict[str, tuple[tuple[str, ...], str]] = {}
+    for pid, authors in names.items():
+        for pos, name in enumerate(authors):
+            key = keys.get(name)
+            if key is None:
+                key = keys[name] = split_name(name)
+            out.setdefault(key[1], []).append((pid, pos, key[0], name))
+    return out
 
 
 def must_include_many(store: Store, users: Sequence[User], days: Sequence[str],
@@ -67,29 +65,27 @@ def must_include_many(store: Store, users: Sequence[User], days: Sequence[str],
     only_new = set(new)
     if not pool:
         return {}
-    names = store.author_names(pool) if any(u.id in follows for u in wanted) else {}
-    keys: dict[str, tuple[tuple[str, ...], str]] = {}
+    authors = _by_surname(store.author_names(pool)) if any(u.id in follows for u in wanted) else {}
     phrases = {a.words for u in wanted for a in alerts.get(u.id, [])}
-    matches = {words: store.phrase_matches(words, pool) for words in phrases}
+    matches = {words: sorted(store.phrase_matches(words, pool)) for words in phrases}
     out: dict[int, list[MustInclude]] = {}
     for u in wanted:
-        mine = [pid for pid in pool if u.cross_lists or pid in only_new]
         seen = store.delivered_ids(u.id) | set(store.liked_ids(u.id)) | set(store.disliked_ids(u.id))
-        reasons: dict[str, list[str]] = {}
-        fl = follows.get(u.id, [])
-        if fl:
-            for pid in mine:
-                if pid not in seen and (who := _followed_author(names.get(pid, []), fl, keys)):
-                    reasons[pid] = [f"by {who}, whom you follow"]
-        by_author = sorted(reasons)
+        if not u.cross_lists:
+            seen |= set(pool) - only_new
+        by: dict[str, tuple[int, str]] = {}  # paper -> (position, name) of its first followed author
+        for f in follows.get(u.id, []):
+            for pid, pos, given, name in authors.get(f.surname, ()):
+                if pid not in seen and compatible(given, f.given) and (pid not in by or pos < by[pid][0]):
+                    by[pid] = (pos, name)
+        reasons = {pid: [f"by {by[pid][1]}, whom you follow"] for pid in sorted(by)}
         for alert in alerts.get(u.id, []):
-            hits = matches.get(alert.words, set())
-            for pid in mine:
-                if pid in hits and pid not in seen:
+            for pid in matches.get(alert.words, []):
+                if pid not in seen:
                     reasons.setdefault(pid, []).append(f"matches your alert \u201c{alert.phrase}\u201d")
         if not reasons:
             continue
-        ordered = by_author + sorted(set(reasons) - set(by_author))
+        ordered = sorted(by) + sorted(set(reasons) - set(by))
         if len(ordered) > cap:
             log.info("user %s: %d papers match follows or alerts on %s; the digest takes %d", u.id, len(ordered),
                      ",".join(days), cap)

@@ -128,6 +128,10 @@ class Alert:
     words: tuple[str, ...]  # folded, what is matched
 
 
+class LimitReached(ValueError):
+    """A user has as many follows or alerts as are kept."""
+
+
 def _marks(n: int) -> str:
     return ",".join("?" * n)
 
@@ -203,7 +207,7 @@ class FollowQueries:
     # -- author follows ---------------------------------------------------------------------------------
     def follow_author(self, user_id: int, name: str) -> bool:
         """Follow the author ``name`` (as shown); returns False if the user followed that key already.
-        Raises ValueError for a name without letters or past :data:`MAX_AUTHOR_FOLLOWS`."""
+        Raises ValueError for a name without letters, :class:`LimitReached` past :data:`MAX_AUTHOR_FOLLOWS`."""
         given, surname = split_name(name)
         if not any(ch.isalpha() for ch in surname):
             raise ValueError("an author name needs letters")
@@ -215,7 +219,7 @@ class FollowQueries:
             if exists:
                 return False
             if have >= MAX_AUTHOR_FOLLOWS:
-                raise ValueError(f"at most {MAX_AUTHOR_FOLLOWS} authors")
+                raise LimitReached(f"at most {MAX_AUTHOR_FOLLOWS} authors")
             self.conn.execute("INSERT INTO author_follows (user_id, surname, given, name) VALUES (?, ?, ?, ?)",
                               (user_id, surname, " ".join(given), display_name(name)))
         return True
@@ -262,7 +266,7 @@ class FollowQueries:
     # -- alerts -----------------------------------------------------------------------------------------
     def add_alert(self, user_id: int, phrase: str) -> bool:
         """Add an alert for ``phrase``; False if the user has one with the same words. ValueError for a phrase
-        without words, too long, or past :data:`MAX_ALERTS`."""
+        without words or too long, :class:`LimitReached` past :data:`MAX_ALERTS`."""
         words = alert_words(phrase)
         if not words:
             raise ValueError("an alert needs words")
@@ -274,7 +278,7 @@ class FollowQueries:
                 return False
             have = self.conn.execute("SELECT count(*) FROM alerts WHERE user_id = ?", (user_id,)).fetchone()[0]
             if have >= MAX_ALERTS:
-                raise ValueError(f"at most {MAX_ALERTS} alerts")
+                raise LimitReached(f"at most {MAX_ALERTS} alerts")
             self.conn.execute("INSERT INTO alerts (user_id, query, phrase) VALUES (?, ?, ?)",
                               (user_id, query, phrase))
         return True
