@@ -87,6 +87,7 @@ def ingest(settings: Settings, store: Store, feed: FeedResult, categories: Seque
     with store.transaction():
         stats = store.upsert_papers(feed.papers)
         store.record_announcements(listings)
+    store.sync_author_keys()  # the new authors' matching keys, so /follow author finds them without the work
     report.inserted, report.updated, report.unchanged = stats.inserted, stats.updated, stats.unchanged
     log.info("ingested %s listing of %s: %d new, %d cross, %d replaced (%s)", feed.announced, "+".join(cats),
              report.new, report.cross, report.replaced, stats.to_dict())
