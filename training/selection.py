@@ -101,9 +101,10 @@ def _paper_scores(p: np.ndarray, y: np.ndarray, gi: np.ndarray, n_groups: int, t
     return cat, mas
 
 
-def select(run: Path, corpus: Path, sharnn_dir: Path, lr_cfg: LrConfig, with_random: bool) -> dict:
+def select(run: Path, corpus: Path, sharnn_dir: Path, lr_cfg: LrConfig, with_random: bool,
+           records: list[Record] | None = None) -> dict:
     labels = Labels.from_taxonomy()
-    records = load_records(corpus, labels, progress=False)
+    records = records if records is not None else load_records(corpus, labels, progress=False)
     splits = make_splits(records, _train_config())
     gi, groups = _groups(labels)
     y = multi_hot(records, labels)
@@ -245,16 +246,18 @@ def _train_config() -> Any:
     return TrainConfig()
 
 
-def ship(run: Path, corpus: Path, sharnn_model: Path, dest: Path, lr_cfg: LrConfig, recipe: str | None) -> Path:
-    """The shipped model directory: the SHA-RNN of ``sharnn_model``, a tf-idf head trained on every paper, and
-    the selection run's combination (``recipe``, default the chosen one)."""
+def ship(run: Path, corpus: Path, sharnn_model: Path, dest: Path, lr_cfg: LrConfig, recipe: str | None,
+         head_dir: Path | None = None) -> Path:
+    """The shipped model directory: the SHA-RNN of ``sharnn_model``, a tf-idf head (``head_dir``, default one
+    trained on every paper in ``run/tfidf_all``), and the selection run's combination (``recipe``, default the
+    chosen one)."""
     sel = json.loads((run / "selection.json").read_text())
     recipe = recipe or sel["chosen"]
     v = sel["variants"][recipe]
     if not recipe.startswith("stack"):
         raise ValueError(f"only stacked recipes ship (the chosen one is {recipe!r})")
     labels = Labels.from_taxonomy()
-    head_path = run / "tfidf_all"
+    head_path = head_dir or run / "tfidf_all"
     if not (head_path / "tfidf_lr.npz").exists():
         records = load_records(corpus, labels, progress=False)
         t0 = time.time()
@@ -274,6 +277,7 @@ def ship(run: Path, corpus: Path, sharnn_model: Path, dest: Path, lr_cfg: LrConf
     p = sel["params"]["stack"]
     cat_thr = v["cat_thr"] if v["cat_thr"] is not None else [v["threshold"]] * len(labels.codes)
     ens = {"recipe": recipe, "model": v["model"], "stack": p, "threshold": v["threshold"],
+           "tfidf_head": head_path.name, "sharnn": sharnn_model.name,
            "thresholds": cat_thr, "tfidf_prune": round(prune, 5), "tfidf_kept_share": round(size["kept_share"], 4),
            "tfidf_train_papers": fit.get("papers"), "tfidf_train_minutes": round(fit.get("minutes", 0.0), 2),
            "selection": {"temporal_test": {k: v["test"][k] for k in ("category_sample_f1", "master_sample_f1",
@@ -301,6 +305,7 @@ def main() -> None:
     ap.add_argument("--sharnn-model", type=Path, help="ship: the SHA-RNN model directory to ship")
     ap.add_argument("--dest", type=Path, default=paths.CLASSIFIER_DIR)
     ap.add_argument("--recipe", help="ship: a variant of selection.json (default: the chosen one)")
+    ap.add_argument("--tfidf-head", type=Path, help="ship: this trained tf-idf head (default: train on every paper)")
     ap.add_argument("--random", action="store_true", help="select: also tf-idf LR on the random split")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lr-epochs", type=int, default=LrConfig.epochs)
@@ -313,7 +318,7 @@ def main() -> None:
     else:
         if args.sharnn_model is None:
             ap.error("ship needs --sharnn-model")
-        ship(args.run, args.data, args.sharnn_model, args.dest, cfg, args.recipe)
+        ship(args.run, args.data, args.sharnn_model, args.dest, cfg, args.recipe, args.tfidf_head)
 
 
 if __name__ == "__main__":
