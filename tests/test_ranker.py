@@ -229,3 +229,20 @@ def test_pairwise_fit_recovers_the_feature_that_decides_relevance() -> None:
     assert min(got.values()) > 0.8
     only = fit_weights(samples, mean, scale, c=1.0, use=["emb_max", "lex_max"])
     assert np.count_nonzero(only) <= 2 and only[k] == 0
+
+
+def test_dislike_rule_never_lets_a_dislike_lift_a_paper() -> None:
+    """Fitted dislike weights are clipped at 0 and the previous penalty gets the weight of a drop in similarity:
+    a candidate that is a disliked paper's twin falls in the ranking."""
+    model = _model({"emb_max": 1.0, "lex_max": 0.5, "dis_emb_max": 0.7}).with_dislike_rule()
+    k = {f: i for i, f in enumerate(FEATURES)}
+    assert model.warm[k["dis_emb_max"]] == 0 and model.warm[k["dis_penalty"]] == pytest.approx(-1.5)
+    profiles, ids, cands, cand_lex, cats, bg = _world()
+    p = profiles[3]
+    ctx = LearnedContext.of(model, bg, cats)
+    before = [r.paper_id for r in rank(p, ids, cands, n=60, lexical=cand_lex, learned=ctx)]
+    twin = before[1]
+    p.dislike_ids, p.dislikes = ["d"], cands[[int(twin[1:])]]
+    p.dislikes_lex = cand_lex[[int(twin[1:])]]
+    after = [r.paper_id for r in rank(p, ids, cands, n=60, lexical=cand_lex, learned=ctx)]
+    assert after.index(twin) > 1

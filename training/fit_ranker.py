@@ -27,6 +27,7 @@ from recommender.ranking.learned import BACKGROUND_FILE, MODEL_FILE, RankerModel
 log = logging.getLogger(__name__)
 
 MIX = FEATURES.index("mix_soft")
+FITTED = tuple(f for f in FEATURES if f != "dis_penalty")  # dis_penalty's weight is set by a rule, not fitted
 
 
 @dataclass
@@ -72,7 +73,7 @@ def pairs(samples: Sequence[Sample], mean: np.ndarray, scale: np.ndarray, hard: 
 
 
 def fit_weights(samples: Sequence[Sample], mean: np.ndarray, scale: np.ndarray, c: float = 1.0,
-                use: Sequence[str] = FEATURES, seed: int = 0) -> np.ndarray:
+                use: Sequence[str] = FITTED, seed: int = 0) -> np.ndarray:
     """Pairwise logistic regression (no intercept) in the standardised space; features not in ``use`` get 0."""
     from sklearn.linear_model import LogisticRegression
 
@@ -100,7 +101,7 @@ def ndcg_of(samples: Sequence[Sample], scores: Sequence[np.ndarray], k: int = 10
 
 
 def choose_c(samples: Sequence[Sample], mean: np.ndarray, scale: np.ndarray, grid: Sequence[float],
-             fold_of: Sequence[int], use: Sequence[str] = FEATURES) -> tuple[float, dict[str, dict[str, float]]]:
+             fold_of: Sequence[int], use: Sequence[str] = FITTED) -> tuple[float, dict[str, dict[str, float]]]:
     """The regularisation with the best mean (over kinds) two-fold cross-validated nDCG@10 on the dev samples."""
     table: dict[str, dict[str, float]] = {}
     best, best_c = -1.0, grid[0]
@@ -121,13 +122,13 @@ def choose_c(samples: Sequence[Sample], mean: np.ndarray, scale: np.ndarray, gri
 
 
 def build_model(warm: Sequence[Sample], cold: Sequence[Sample], c_warm: float, c_cold: float,
-                meta: dict[str, object], use: Sequence[str] = FEATURES) -> RankerModel:
+                meta: dict[str, object], use: Sequence[str] = FITTED) -> RankerModel:
     """One standardisation (over the warm samples) and the two weight vectors."""
     mean, scale = standardisation(warm)
     w_warm = fit_weights(warm, mean, scale, c_warm, use)
     w_cold = fit_weights(cold, mean, scale, c_cold, [f for f in use if f in COLD_FEATURES]) if cold else \
         np.zeros(len(FEATURES), np.float32)
-    return RankerModel(tuple(FEATURES), mean, scale, w_warm, w_cold, meta=dict(meta))
+    return RankerModel(tuple(FEATURES), mean, scale, w_warm, w_cold, meta=dict(meta)).with_dislike_rule()
 
 
 # features that mean something for a profile with only an interest sentence (no likes, no dislikes)

@@ -6,7 +6,7 @@ and the mixed ones (0.8 tf-idf + 0.2 MiniLM), from which the tf-idf cosines are 
 a few products more, :func:`block_features` gives each profile's features over the candidates, ``FEATURES`` in
 order:
 
-- ``mix_soft``: the softmax-pooled mixed similarity minus the dislike penalty (the product's previous score);
+- ``mix_soft``: the softmax-pooled mixed similarity (the product's previous score before dislikes);
 - ``emb_max``, ``lex_max``, ``emb_mean``, ``lex_mean``: the nearest and the mean MiniLM / tf-idf cosine to the
   positives (``lex_mean`` is the candidate's tf-idf product with the centroid of the likes: with ``bg_lex``, the
   background centroid's, it makes the per-user Rocchio linear model on tf-idf, likes vs background, that a
@@ -18,6 +18,11 @@ order:
 - ``lda_x_n``, ``lex_mean_x_n``: those two times ``min(likes, 25) / 25``: a linear model earns trust with ratings;
 - ``bg_emb``, ``bg_lex``: the candidate's cosine to the background centroid (how generic it is);
 - ``dis_emb_max``, ``dis_lex_max``: the nearest disliked paper's MiniLM / tf-idf cosine (0 without dislikes);
+- ``dis_penalty``: the previous product's dislike penalty, ``0.6 * max(0, cos - 0.25)`` to the nearest dislike.
+  Its weight is not fitted but set (:meth:`recommender.ranking.learned.RankerModel.with_dislike_rule`): a
+  candidate near a disliked paper loses as much as if it were that much (in cosine) further from the likes. The
+  evaluation's proxies have no real dislikes (a simulated "dislike" is a shown paper by someone else, usually on
+  the user's very topic), so fitted dislike weights are kept at or below zero;
 - ``cat``, ``cat_primary``: how much of the likes' category distribution the candidate's categories (all listed
   ones; the primary one) carry. ``categories`` of a paper may be its arXiv listing or the classifier's predicted
   categories; followed categories are no feature since digest candidates are already limited to them.
@@ -35,7 +40,8 @@ import scipy.sparse as sp
 from recommender.ranking.profile import Block, Profile, _lex_sims, _segment_max, _segment_sums
 
 FEATURES = ("mix_soft", "emb_max", "lex_max", "emb_mean", "lex_mean", "lda", "lda_x_n", "lex_mean_x_n",
-            "bg_emb", "bg_lex", "dis_emb_max", "dis_lex_max", "cat", "cat_primary")
+            "bg_emb", "bg_lex", "dis_emb_max", "dis_lex_max", "cat", "cat_primary", "dis_penalty")
+LIKE_SIMILARITY = ("mix_soft", "emb_max", "lex_max", "emb_mean", "lex_mean")  # in cosine units
 TRUST_LIKES = 25  # likes at which the per-user linear models get their full weight
 
 
@@ -194,7 +200,8 @@ def block_features(b: Block, profiles: Sequence[Profile], live: np.ndarray, cand
     inv_w = (1.0 / widths.astype(np.float32))[:, None]
     profs = [profiles[j] for j in live.tolist()]
     f: dict[str, np.ndarray] = {}
-    f["mix_soft"] = b.score[live]
+    f["mix_soft"] = b.score[live] + (b.penalty[live] if b.penalty is not None else 0)
+    f["dis_penalty"] = b.penalty[live] if b.penalty is not None else np.zeros((len(live), len(cand)), np.float32)
     f["emb_max"] = _segment_max(emb, offsets, widths)
     f["lex_max"] = _segment_max(lex, offsets, widths)
     f["emb_mean"] = _segment_sums(emb, offsets, widths) * inv_w

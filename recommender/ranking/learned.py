@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.paths import MODELS_DIR
-from recommender.ranking.features import FEATURES, Background, CandidateCategories, block_features
+from recommender.ranking.features import FEATURES, LIKE_SIMILARITY, Background, CandidateCategories, block_features
 from recommender.ranking.profile import Block, Profile, ScoringParams, score_block
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,20 @@ class RankerModel:
                 "weights": {"warm": [round(float(x), 6) for x in self.warm],
                             "cold": [round(float(x), 6) for x in self.cold]},
                 "meta": self.meta or {}}
+
+    def with_dislike_rule(self) -> RankerModel:
+        """The same model with the dislike rule: fitted dislike weights clipped at 0 (a dislike never lifts a
+        paper), and ``dis_penalty`` weighted so that its penalty (cosine units) costs what the same drop in the
+        similarity to the likes costs (the sum of the positive per-cosine weights of those features)."""
+        idx = {f: k for k, f in enumerate(self.features)}
+        warm = self.warm.copy()
+        for name in ("dis_emb_max", "dis_lex_max"):
+            if name in idx:
+                warm[idx[name]] = min(0.0, float(warm[idx[name]]))
+        if "dis_penalty" in idx:
+            per_cos = sum(max(0.0, float(warm[idx[f]] / self.scale[idx[f]])) for f in LIKE_SIMILARITY if f in idx)
+            warm[idx["dis_penalty"]] = -per_cos * float(self.scale[idx["dis_penalty"]])
+        return RankerModel(self.features, self.mean, self.scale, warm, self.cold, self.version, self.meta)
 
     @classmethod
     def load(cls, path: Path | None = None) -> RankerModel:
