@@ -260,11 +260,12 @@ class ProfileCommands(FollowCommands):
 
     def cmd_pause(self, user: User, args: str) -> Reply:
         self.store.update_user(user.id, paused=1)
-        return Reply.plain("Daily digests paused. /resume restarts them; commands keep working.")
+        return Reply.plain("Digests paused. /resume restarts them; commands keep working.")
 
     def cmd_resume(self, user: User, args: str) -> Reply:
         user = self.store.update_user(user.id, paused=0)
-        return Reply.plain(f"Daily digests on again, at {user.digest_hour:02d}:00 {user.timezone}.")
+        when = "" if user.digest_weekday is None else f" on {WEEKDAYS[user.digest_weekday].title()}s"
+        return Reply.plain(f"Digests on again{when}, at {user.digest_hour:02d}:00 {user.timezone}.")
 
     def _press_settings(self, user: User, action: str) -> list[Reply]:
         if action in {"pause", "resume"}:

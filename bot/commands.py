@@ -167,7 +167,9 @@ class Commands(ImportCommands, GroupCommands, QuickCheckCommands, PaperCommands,
         out.text("3. Like a few papers you know: ").code("/like 1706.03762").text(" (ids or arXiv links)").nl(2)
         out.extend(self._profile_status(user)).nl()
         if self.scheduled:
-            out.text(f"Your digest arrives daily at {user.digest_hour:02d}:00 ({user.timezone}); change it with ")
+            days = ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays")
+            when = "daily" if user.digest_weekday is None else "weekly on " + days[user.digest_weekday]
+            out.text(f"Your digest arrives {when} at {user.digest_hour:02d}:00 ({user.timezone}); change it with ")
             out.code("/settings").text(". Try ").code("/digest").text(" now, or ").code("/help")
         else:
             out.text("Ask for today's digest with ").code("/digest").text(", or see ").code("/help")

@@ -79,8 +79,9 @@ def test_the_setting_in_the_terminal(settings: Settings, demo_store: Store) -> N
     assert out.getvalue().count("Say daily, or weekly and a weekday") == 2
     assert demo_store.get_user(1).digest_weekday is None
     # /digest of a weekly user covers the week so far
-    console.run(io.StringIO("/follow cs.LG\n/settings weekly tuesday\n/digest\n"))
+    console.run(io.StringIO("/follow cs.LG\n/settings weekly tuesday\n/digest\n/pause\n/resume\n"))
     assert f"Your weekly arXiv digest, 2026-06-24 to {LATEST}" in out.getvalue()
+    assert "Digests on again on Tuesdays, at 08:00 UTC" in out.getvalue()
 
 
 def test_batched_weekly_digests_equal_one_by_one(settings: Settings, demo_store: Store) -> None:
