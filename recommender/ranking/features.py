@@ -18,7 +18,8 @@ order:
 - ``lda_x_n``, ``lex_mean_x_n``: those two times ``min(likes, 25) / 25``: a linear model earns trust with ratings;
 - ``bg_emb``, ``bg_lex``: the candidate's cosine to the background centroid (how generic it is);
 - ``dis_emb_max``, ``dis_lex_max``: the nearest disliked paper's MiniLM / tf-idf cosine (0 without dislikes);
-- ``dis_penalty``: the previous product's dislike penalty, ``0.6 * max(0, cos - 0.25)`` to the nearest dislike.
+- ``dis_penalty``: how near a duplicate of a disliked paper the candidate is: ``max(0, cos - 0.6) / 0.4`` to the
+  nearest dislike (MiniLM; papers on the same topic sit at 0.3-0.6, so only near-duplicates are hit).
   Its weight is not fitted but set (:meth:`recommender.ranking.learned.RankerModel.with_dislike_rule`): a
   candidate near a disliked paper loses as much as if it were that much (in cosine) further from the likes. The
   evaluation's proxies have no real dislikes (a simulated "dislike" is a shown paper by someone else, usually on
@@ -42,6 +43,8 @@ from recommender.ranking.profile import Block, Profile, _lex_sims, _segment_max,
 FEATURES = ("mix_soft", "emb_max", "lex_max", "emb_mean", "lex_mean", "lda", "lda_x_n", "lex_mean_x_n",
             "bg_emb", "bg_lex", "dis_emb_max", "dis_lex_max", "cat", "cat_primary", "dis_penalty")
 LIKE_SIMILARITY = ("mix_soft", "emb_max", "lex_max", "emb_mean", "lex_mean")  # in cosine units
+DISLIKE_NEAR = 0.6  # MiniLM cosine to a disliked paper from which dis_penalty starts
+DISLIKE_PRIOR = 10.0  # the background counts as this many dislikes in the per-user discriminant
 TRUST_LIKES = 25  # likes at which the per-user linear models get their full weight
 
 
@@ -140,9 +143,10 @@ def category_features(profiles: Sequence[Profile], cands: CandidateCategories | 
 
 
 def lda_scores(profiles: Sequence[Profile], cand: np.ndarray, bg: Background) -> np.ndarray:
-    """(U, n) z-scores of the candidates along each profile's Fisher direction (likes, or the interest when
-    there are none, against the background)."""
-    means = []
+    """(U, n) z-scores of the candidates along each profile's Fisher direction: likes (or the interest when
+    there are none) against the negatives, the background plus the dislikes (the background weighing as
+    ``DISLIKE_PRIOR`` dislikes)."""
+    means, negs = [], []
     for p in profiles:
         if p.likes is not None and len(p.like_ids):
             means.append(np.asarray(p.likes, np.float32).mean(axis=0))
@@ -150,7 +154,12 @@ def lda_scores(profiles: Sequence[Profile], cand: np.ndarray, bg: Background) ->
             means.append(np.asarray(p.interest_vec, np.float32))
         else:
             means.append(bg.emb_mean)
-    m = np.stack(means) - bg.emb_mean  # (U, d)
+        if p.dislikes is not None and len(p.dislike_ids):
+            d = np.asarray(p.dislikes, np.float32)
+            negs.append((d.sum(axis=0) + DISLIKE_PRIOR * bg.emb_mean) / (len(d) + DISLIKE_PRIOR))
+        else:
+            negs.append(bg.emb_mean)
+    m = np.stack(means) - np.stack(negs)  # (U, d)
     w = m @ bg.emb_prec  # prec is symmetric
     norm = np.sqrt(np.maximum((m * w).sum(axis=1), 1e-12))
     out = (w @ cand.T - (w @ bg.emb_mean)[:, None]) / norm[:, None]
@@ -201,7 +210,8 @@ def block_features(b: Block, profiles: Sequence[Profile], live: np.ndarray, cand
     profs = [profiles[j] for j in live.tolist()]
     f: dict[str, np.ndarray] = {}
     f["mix_soft"] = b.score[live] + (b.penalty[live] if b.penalty is not None else 0)
-    f["dis_penalty"] = b.penalty[live] if b.penalty is not None else np.zeros((len(live), len(cand)), np.float32)
+    f["dis_penalty"] = np.zeros((len(live), len(cand)), np.float32) if b.dislike_max is None else \
+        np.maximum(0.0, b.dislike_max[live] - DISLIKE_NEAR) / np.float32(1 - DISLIKE_NEAR)
     f["emb_max"] = _segment_max(emb, offsets, widths)
     f["lex_max"] = _segment_max(lex, offsets, widths)
     f["emb_mean"] = _segment_sums(emb, offsets, widths) * inv_w
