@@ -4,6 +4,7 @@ by ``add``, a graph that disagrees with the vectors is not used and is rebuilt, 
 filters /similar uses (the query paper excluded, a candidate subset) still hold."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,12 +16,18 @@ import pyarrow as pa
 import pytest
 from pyarrow import ipc
 
+from recommender.config import Settings, load_settings
 from recommender.embedding import ann
+from recommender.embedding.embed import Embedder, load_embedder
 from recommender.embedding.vectors import VectorIndex
+from recommender.engine.core import Engine
 from recommender.paths import DEMO_VECTORS
+from recommender.sources.importer import iter_file
+from recommender.store import Store
 
 KEY = "test-minilm|384"
 DIM = 384
+RECO_PAPERS = Path(__file__).resolve().parent / "fixtures" / "reco" / "papers.jsonl"
 N_STORE = 2000  # the store; the rest of the demo sample are queries (real papers not in the store)
 
 
@@ -200,3 +207,30 @@ def test_segments_stay_memory_mapped(tmp_path: Path, real: tuple[list[str], np.n
     assert len(snap.segments) == 1 and not snap.segments[0].flags.owndata and not snap.segments[0].flags.writeable
     assert np.shares_memory(snap.matrix, snap.segments[0])  # a compacted store's matrix is the mapped file
     assert np.array_equal(snap.get(ids[:1000:7]), vecs[:1000:7])
+
+
+@pytest.fixture(scope="module")
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
+    home = tmp_path_factory.getbasetemp() / "ann-model-home"
+    return load_embedder(load_settings(env={}, home=home), "torch")  # same vectors as ONNX, no export to wait for
+
+
+def test_engine_similar_and_whole_store_ranking_through_the_graph(settings: Settings, store: Store,
+                                                                  embedder: Embedder) -> None:
+    """The Engine on a store over the (lowered) threshold: /similar and ranking over the whole store go through
+    the graph and agree with the exact path of the same store."""
+    papers = list(iter_file(RECO_PAPERS))
+    store.upsert_papers(papers)
+    exact = Engine(settings, store, embedder=embedder)
+    exact.embed_missing(progress=False)
+    assert not exact.index.ann_status()["uses_ann"]
+    big = Engine(dataclasses.replace(settings, ann_min_vectors=20), store, embedder=embedder)
+    assert len(big.index) == len(papers) and not big.index.ann_status()["uses_ann"]  # opening builds nothing
+    assert big.reload_if_changed()  # the background refresh builds the graph of a store over the threshold
+    assert big.index.ann_status()["uses_ann"] and big.index.ann_status()["ann_rows"] == len(papers)
+    pid = papers[0].id
+    assert [r.paper.id for r in big.similar(pid, n=5)] == [r.paper.id for r in exact.similar(pid, n=5)]
+    likes = [papers[1].id, papers[2].id]
+    got = big.recommend(likes, n=8)
+    want = exact.recommend(likes, n=8)
+    assert [r.paper.id for r in got] == [r.paper.id for r in want] and not set(likes) & {r.paper.id for r in got}
