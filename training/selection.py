@@ -300,8 +300,9 @@ def main() -> None:
     ap.add_argument("step", choices=["select", "ship"])
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--data", type=Path, default=paths.SHARED_CORPUS)
-    ap.add_argument("--sharnn", type=Path, default=paths.MODELS_DIR / "sharnn-v2",
-                    help="select: the SHA-RNN trained on the temporal train part")
+    ap.add_argument("--sharnn", type=Path, default=paths.CLASSIFIER_DIR,
+                    help="select: the SHA-RNN trained on the temporal train part (default: the shipped model's, "
+                         "sharnn-v2's weights)")
     ap.add_argument("--sharnn-model", type=Path, help="ship: the SHA-RNN model directory to ship")
     ap.add_argument("--dest", type=Path, default=paths.CLASSIFIER_DIR)
     ap.add_argument("--recipe", help="ship: a variant of selection.json (default: the chosen one)")
