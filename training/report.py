@@ -155,16 +155,19 @@ def render_selection(sel: dict) -> str:
         pv = v.get("paired_vs", {})
         lr = pv.get("tfidf")
         sh = pv.get("sharnn")
-        name = f"**{v['model']}** (chosen)" if key == sel["chosen"] else v["model"]
+        shipped = sel.get("shipped", sel["chosen"])
+        name = f"**{v['model']}** (shipped)" if key == shipped else v["model"]
+        if key == sel["chosen"] and key != shipped:
+            name += " (best validation score: in-sample thresholds)"
         thr = f"{v['threshold']:.2f}" + (" + per category" if v.get("cat_thr") else "")
         lines.append(f"| {name} | {_pct(v['val']['category_sample_f1'])} | {_pct(t['category_sample_f1'])} | "
                      f"{_pct(t['master_sample_f1'])} | {_pct(t['category_micro_f1'])} | "
                      f"{_pct(t['category_macro_f1'])} | {_pct(t['master_micro_f1'])} | {thr} | "
                      f"{_ci(lr['category']) if lr else '–'} | {_ci(lr['master']) if lr else '–'} | "
                      f"{_ci(sh['category']) if sh else '–'} | {_ci(sh['master']) if sh else '–'} |")
-    chosen = sel["variants"][sel["chosen"]]
+    chosen = sel["variants"][sel.get("shipped", sel["chosen"])]
     lr_v = sel["variants"]["tfidf"]
-    lines += ["", f"Per group, {chosen['model']} (chosen), temporal test split:", "",
+    lines += ["", f"Per group, {chosen['model']} (shipped), temporal test split:", "",
               "| group | test papers | master F1 | category micro-F1 within the group | tf-idf LR: master F1 "
               "| its category micro-F1 |", "|---|---|---|---|---|---|"]
     for g, v in sorted(chosen["test"]["per_group"].items(), key=lambda kv: -kv[1]["papers"]):
