@@ -246,3 +246,13 @@ def test_dislike_rule_never_lets_a_dislike_lift_a_paper() -> None:
     p.dislikes_lex = cand_lex[[int(twin[1:])]]
     after = [r.paper_id for r in rank(p, ids, cands, n=60, lexical=cand_lex, learned=ctx)]
     assert after.index(twin) > 1
+
+
+def test_the_shipped_model_loads() -> None:
+    """The weights in data/models/ranker/ load, use known features only (no author feature) and follow the
+    dislike rule (no dislike feature lifts a paper)."""
+    model = RankerModel.load()
+    assert set(model.features) <= set(FEATURES) and np.any(model.warm) and np.any(model.cold)
+    assert all("author" not in f for f in model.features)
+    k = {f: i for i, f in enumerate(model.features)}
+    assert all(model.warm[k[f]] <= 0 for f in ("dis_emb_max", "dis_lex_max", "dis_penalty"))

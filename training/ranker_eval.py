@@ -78,7 +78,7 @@ def _fold(name: str) -> int:
 
 def fit_on_dev(world: EvalWorld, warm_queries: Sequence[Query], cold: Sequence[Query],
                interest_vecs: dict[str, np.ndarray], feedback: Sequence[Sample] = (),
-               grid: Sequence[float] = (0.0001, 0.001, 0.01)) -> tuple[RankerModel, dict[str, object]]:
+               grid: Sequence[float] = (0.00001, 0.00003, 0.0001, 0.001)) -> tuple[RankerModel, dict[str, object]]:
     """Fit the combination on the dev half (regularisation by two-fold cross-validation over query names)."""
     warm_dev = [q for q in warm_queries if q.split == "dev"]
     warm = [query_sample(world, q) for q in warm_dev] + list(feedback)
