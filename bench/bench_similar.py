@@ -181,7 +181,7 @@ def _percentiles(lat: list[float]) -> dict[str, float]:
 
 
 # -- the libraries compared ---------------------------------------------------------------------------------
-M, EF_ADD = 16, 64
+M, EF_ADD = 32, 128
 VARIANTS = ("usearch-i8", "usearch-f16", "faiss-hnsw-sq8", "faiss-hnsw-flat", "hnswlib-f32")
 EFS = (32, 64, 128)
 FETCH = 40  # candidates rescored exactly from the fp32 matrix
