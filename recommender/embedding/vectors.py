@@ -12,8 +12,8 @@ Search: exact (a matrix product per segment, ``argpartition``, a sort of the k b
 ``ann_min_vectors`` vectors (:data:`ANN_MIN_VECTORS`); from there on through an approximate HNSW graph
 (:mod:`recommender.embedding.ann`: usearch, int8, memory-mapped, in ``ann-*.usearch`` beside the parts) that
 proposes candidates which are rescored exactly from the fp32 vectors, plus an exact pass over the rows added
-since the graph was built (at most :data:`ANN_TAIL_MAX` before a writer extends it). Measured at 1M real-derived
-vectors: see ``bench/results/bench_similar.json``. Searches restricted to ``candidates`` are exact on them;
+since the graph was built (at most :data:`ANN_TAIL_MAX` before a writer extends it). Measured on real-derived
+vectors: ``bench/results/bench_similar.json``. Searches restricted to ``candidates`` are exact on them;
 ``exclude``d ids are over-fetched and dropped.
 
 Concurrency (see :mod:`recommender.engine.concurrency`): the searchable state lives in one immutable
