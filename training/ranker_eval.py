@@ -26,7 +26,7 @@ import numpy as np
 from recommender.paths import TAXONOMY
 from recommender.ranking.borderline import borderline
 from recommender.ranking.features import FEATURES
-from recommender.ranking.learned import RankerModel, score_rows
+from recommender.ranking.learned import LearnedContext, RankerModel, pseudo_relevance_scores, score_rows
 from training.fit_ranker import COLD_FEATURES, Sample, build_model, choose_c
 from training.recommender_eval import EvalWorld, Query, metrics_for, paired_bootstrap
 
@@ -209,7 +209,11 @@ def cold_report(world: EvalWorld, model: RankerModel, cold: Sequence[Query], int
         sample = query_sample(world, q, interest_vecs)
         ids = world.data.days[q.day]
         scores = {name: sample.feats[:, col] for name, col in rankers.items()}
-        scores["product (learned)"] = score_rows(model, sample.feats, cold=True)
+        _, vecs, lex, cats = world.day(q.day)
+        prof = world.profile([], interest=interest_text(q.name), interest_vec=interest_vecs[q.name])
+        ctx = LearnedContext.of(model, world.background, cats)
+        scores["product (learned)"] = pseudo_relevance_scores([prof], sample.feats[None, :, rankers["minilm-cos"]],
+                                                              vecs, lex, ctx, world.params)[0]
         for name, s in scores.items():
             m = metrics_for([ids[i] for i in np.argsort(-s, kind="stable")], set(q.relevant), k)
             rows[(name, q.split)].append(m)

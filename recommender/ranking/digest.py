@@ -118,7 +118,9 @@ def rank_many(profiles: list[Profile], ids: Sequence[str], vectors: np.ndarray, 
                         shared.view(start, stop) if shared is not None else None)
         values = b.score[live]  # (live profiles, candidates): the ranking score
         if learned is not None:
-            served, learned_values = learned_scores(b, profiles[start:stop], live, cand, lexical, learned)
+            served, learned_values = learned_scores(
+                b, profiles[start:stop], live, cand, lexical, learned,
+                None if allowed is None else [allowed[start + jj] for jj in live.tolist()])
             values[served] = learned_values
         if allowed is not None:
             for i, jj in enumerate(live.tolist()):

@@ -85,6 +85,7 @@ class CandidateCategories:
     at 1/count (``every``) and the primary one (``primary``), columns by ``col``."""
 
     def __init__(self, cats: Sequence[Sequence[str]]) -> None:
+        self.lists = [list(c) for c in cats]
         self.col: dict[str, int] = {}
         rows_a, cols_a, vals_a, rows_p, cols_p = [], [], [], [], []
         for r, cs in enumerate(cats):
@@ -106,6 +107,7 @@ class CandidateCategories:
     def subset(self, rows: Sequence[int]) -> CandidateCategories:
         out = CandidateCategories.__new__(CandidateCategories)
         out.col, out.every, out.primary = self.col, self.every[list(rows)], self.primary[list(rows)]
+        out.lists = [self.lists[r] for r in rows]
         return out
 
     def profile_rows(self, profiles: Sequence[Profile]) -> tuple[np.ndarray, np.ndarray]:

@@ -182,18 +182,70 @@ def servable(profile: Profile, params: ScoringParams) -> bool:
 
 
 def learned_scores(b: Block, profiles: Sequence[Profile], live: np.ndarray, cand: np.ndarray,
-                   cand_lex: sp.csr_matrix | None, ctx: LearnedContext) -> tuple[np.ndarray, np.ndarray]:
-    """Learned scores of the servable profiles among ``live`` (indices into the block's ``profiles``): returns
-    (positions in ``live`` served, their (k, n) scores). Profiles not served keep the kernel's score."""
+                   cand_lex: sp.csr_matrix | None, ctx: LearnedContext,
+                   allowed: Sequence[np.ndarray | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Learned scores of the servable profiles among ``live`` (indices into the block's ``profiles``; ``allowed``:
+    their own candidate rows, aligned with ``live``): returns (positions in ``live`` served, their (k, n) scores).
+    Profiles not served keep the kernel's score. A profile with only an interest is ranked by pseudo-relevance
+    feedback (:func:`pseudo_relevance_scores`)."""
     ok = np.array([cand_lex is not None and b.lexical and servable(profiles[j], b.params)
                    for j in live.tolist()], bool)
     pos = np.flatnonzero(ok)
-    if not len(pos):
+    if not len(pos) or cand_lex is None:
         return pos, np.zeros((0, len(cand)), np.float32)
     sub = live[pos]
     feats = block_features(b, profiles, sub, cand, cand_lex, ctx.background, ctx.categories)
     cold = np.array([not profiles[j].like_ids for j in sub.tolist()], bool)
-    return pos, ctx.model.combine(feats, cold)
+    scores = ctx.model.combine(feats, cold)
+    if cold.any():
+        rows = np.flatnonzero(cold)
+        scores[rows] = pseudo_relevance_scores(
+            [profiles[j] for j in sub[rows].tolist()], feats["emb_max"][rows], cand, cand_lex, ctx, b.params,
+            None if allowed is None else [allowed[i] for i in pos[rows].tolist()])
+    return pos, scores
+
+
+PSEUDO_LIKES = 5  # cold start: the interest's nearest candidates taken as likes
+
+
+def pseudo_relevance_scores(profiles: Sequence[Profile], interest_cos: np.ndarray, cand: np.ndarray,
+                            cand_lex: sp.csr_matrix, ctx: LearnedContext, params: ScoringParams,
+                            allowed: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
+    """Cold start by pseudo-relevance feedback: for each interest-only profile, its ``PSEUDO_LIKES`` candidates
+    nearest the interest (MiniLM cosine ``interest_cos``, (k, n); among ``allowed`` rows) are taken as likes
+    beside the interest and every candidate is ranked by the warm model; those papers stay first, in their
+    order. Measured on the evaluation's cold-start queries (docs/recommender_eval.md)."""
+    n = len(cand)
+    pseudo: list[Profile] = []
+    tops: list[np.ndarray] = []
+    for k, p in enumerate(profiles):
+        s = np.asarray(interest_cos[k], np.float64).copy()
+        rows = None if allowed is None else allowed[k]
+        if rows is not None:
+            keep = np.full(n, -np.inf)
+            keep[rows] = s[rows]
+            s = keep
+        top = np.argsort(-s, kind="stable")[:PSEUDO_LIKES]
+        top = top[np.isfinite(s[top])]
+        tops.append(top)
+        lex_rows = [cand_lex[top]]
+        if p.positives_lex is not None:
+            lex_rows.append(p.positives_lex[-1:])  # the interest's row (an interest-only profile has just it)
+        pseudo.append(Profile(like_ids=[f"#{t}" for t in top.tolist()], likes=cand[top], interest=p.interest,
+                              interest_vec=p.interest_vec, positives_lex=sp.vstack(lex_rows).tocsr(),
+                              like_categories=None if ctx.categories is None else
+                              [ctx.categories.lists[t] for t in top.tolist()]))
+    blocks = [q.condensed(params.max_positives) if q.like_ids else None for q in pseudo]
+    b2 = score_block(pseudo, blocks, cand, cand_lex, params)
+    live = np.array([k for k, q in enumerate(pseudo) if q.like_ids], dtype=np.int64)
+    out = np.asarray(interest_cos, np.float32).copy()
+    if len(live):
+        f2 = block_features(b2, pseudo, live, cand, cand_lex, ctx.background, ctx.categories)
+        out[live] = ctx.model.combine(f2, np.zeros(len(live), bool))
+    for k, top in enumerate(tops):
+        if len(top):
+            out[k, top] = out[k].max() + 1 + (len(top) - np.arange(len(top))) / len(top)
+    return out
 
 
 def feature_matrix(profiles: Sequence[Profile], cand: np.ndarray, cand_lex: sp.csr_matrix,
