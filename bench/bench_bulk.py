@@ -5,7 +5,8 @@ when CUDA is present, of torch fp16 on the GPU.
     python bench/bench_bulk.py [--papers 1000] [--workers 2]
 
 Writes ``bench/results/bench_bulk.json``: ``single_process_papers_per_s``, ``ray_papers_per_s`` (the whole job:
-Ray start, model loads, shards), ``ray_steady_papers_per_s`` (first shard written to last), ``device``,
+Ray start, model loads, shards), ``ray_after_first_shard_papers_per_s`` (the papers after the first shard over the
+time from the first shard written to the last: an upper bound, since workers finish shards in pairs), ``device``,
 ``ray_workers``, ``papers``, ``onnx_fp32_papers_per_s``, ``onnx_int8_papers_per_s`` (one process, all cores),
 ``gpu_papers_per_s`` (null without a GPU), the machine's load average before and after (the machine is shared).
 """
@@ -99,7 +100,7 @@ def main() -> int:
         steady = ((report.papers - args.shard_size) / (stamps[-1] - stamps[0])
                   if len(stamps) > 1 and stamps[-1] > stamps[0] else None)
         print(f"ray ({report.workers} workers, {report.backend}): {ray_rate:.1f} papers/s whole job "
-              f"({report.seconds:.0f}s), steady {steady or 0:.1f} papers/s", flush=True)
+              f"({report.seconds:.0f}s), after the first shard {steady or 0:.1f} papers/s (upper bound)", flush=True)
 
         name, _ = resolve_model(base)
         cores = os.cpu_count() or 1
@@ -128,7 +129,7 @@ def main() -> int:
         "cpu": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {cpu_flags()}",
         "single_process_papers_per_s": round(single, 2),
         "ray_papers_per_s": round(ray_rate, 2),
-        "ray_steady_papers_per_s": round(steady, 2) if steady else None,
+        "ray_after_first_shard_papers_per_s": round(steady, 2) if steady else None,
         "ray_workers": report.workers,
         "ray_backend": report.backend,
         "ray_seconds": round(report.seconds, 1),
