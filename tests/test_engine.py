@@ -66,11 +66,23 @@ def test_embedding_is_incremental_and_survives_a_restart(engine: Engine, setting
     assert Engine(settings, store, embedder=embedder).embed_missing(progress=False) == 0
 
 
+def test_embedding_a_backlog_can_be_capped_newest_first(engine: Engine, store: Store) -> None:
+    """The bot's warm-up embeds at most ``warmup_embed_limit`` papers (a harvested store is a bulk job)."""
+    backlog = [Paper(id=i, title=f"Paper {i} on decoders", abstract="Surface code decoding.")
+               for i in ("2601.00001", "2603.00002", "hep-th/9901001")]
+    store.upsert_papers(backlog)
+    assert engine.embed_missing(progress=False, limit=1) == 1
+    assert engine.index.missing(["2601.00001", "2603.00002", "hep-th/9901001"]) == ["2601.00001", "hep-th/9901001"]
+    assert engine.embed_missing(progress=False, limit=0) == 0
+    assert engine.embed_missing(progress=False) == 2
+
+
 def test_model_change_is_detected_and_everything_is_embedded_again(engine: Engine, settings: Settings,
                                                                    store: Store) -> None:
-    torch_engine = Engine(settings, store, embedder=load_embedder(settings, "torch"))
-    assert torch_engine.embed_missing(progress=False) == 48  # other key: nothing reused, nothing mixed
-    assert store.get_meta("embedding_model") == torch_engine.index.key != engine.index.key
+    # int8 vectors are another vector space (torch and ONNX fp32 share one): a change of key re-embeds all
+    int8_engine = Engine(settings, store, embedder=load_embedder(settings, "onnx-int8"))
+    assert int8_engine.embed_missing(progress=False) == 48  # other key: nothing reused, nothing mixed
+    assert store.get_meta("embedding_model") == int8_engine.index.key != engine.index.key
 
 
 def test_similar_by_id_excludes_itself_and_stays_on_topic(engine: Engine, clusters: dict[str, str]) -> None:
@@ -121,16 +133,25 @@ def test_recommend_multi_interest_dislikes_and_threshold(engine: Engine, cluster
     gal = [i for i, c in clusters.items() if c == "galaxy"]
     recs = engine.recommend(likes=qec[:2] + gal[:1], n=8)
     got = [clusters[i] for i in _ids(recs)]
-    assert "qec" in got[:4] and "galaxy" in got[:4]  # both interests, not their average
+    # both interests, not their average (the learned ranker leans to the interest with more likes: 2 to 1 here)
+    assert "qec" in got[:4] and "galaxy" in got[:5]
     assert not set(_ids(recs)) & set(qec[:2] + gal[:1])
     for r in recs:
         assert r.nearest_id in qec[:2] + gal[:1]
         assert r.why == f"close to your liked {r.nearest_id} (cos {r.nearest_cos:.2f})"
-    # disliking the galaxy papers pushes that topic below the quantum one
+    # disliking galaxy papers lowers what resembles them (near-duplicates most: a dislike of a paper on one's own
+    # topic says "not this one", not "not this topic"; measured in docs/recommender_eval.md), never the quantum ones
     recs2 = engine.recommend(likes=qec[:2] + gal[:1], dislikes=gal[1:3], n=6)
     got2 = [clusters[i] for i in _ids(recs2)]
-    assert got2[:4].count("qec") >= 3
-    assert "galaxy" not in got2 or got2.index("galaxy") > got.index("galaxy")
+    assert got2[:4].count("qec") >= 3 and not set(_ids(recs2)) & set(gal[1:3])
+    twin = engine.store.get_paper(gal[1])
+    assert twin is not None
+    engine.store.upsert_papers([dataclasses.replace(twin, id="2606.99998", title=twin.title + " (extended)")])
+    engine.embed_missing(progress=False)
+    pool = gal[3:] + qec[2:] + ["2606.99998"]
+    plain = _ids(engine.recommend(likes=qec[:2] + gal[:1], candidates=pool, n=len(pool)))
+    disliked = _ids(engine.recommend(likes=qec[:2] + gal[:1], dislikes=gal[1:3], candidates=pool, n=len(pool)))
+    assert disliked.index("2606.99998") > plain.index("2606.99998")  # the near-duplicate of a dislike drops
     assert engine.recommend(likes=qec[:1], min_score=0.99) == []
     only = engine.recommend(likes=qec[:1], candidates=gal + qec[1:2], n=3)
     assert _ids(only)[0] == qec[1]

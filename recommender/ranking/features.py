@@ -25,7 +25,9 @@ order:
   evaluation's proxies have no real dislikes (a simulated "dislike" is a shown paper by someone else, usually on
   the user's very topic), so fitted dislike weights are kept at or below zero;
 - ``cat``, ``cat_primary``: how much of the likes' category distribution the candidate's categories (all listed
-  ones; the primary one) carry. ``categories`` of a paper may be its arXiv listing or the classifier's predicted
+  ones; the primary one) carry, the distribution shrunk by n/(n+3) for n likes (one like is weak evidence of a
+  user's categories: without it a single liked paper's category outweighed its topic). ``categories`` of a
+  paper may be its arXiv listing or the classifier's predicted
   categories; followed categories are no feature since digest candidates are already limited to them.
 
 No author features: the evaluation's author proxy defines relevance by authorship.
@@ -120,7 +122,8 @@ class CandidateCategories:
             cats = p.like_categories or []
             if not cats:
                 continue
-            share = 1.0 / len(cats)
+            # shrunk toward no category preference: one like says little about a user's categories (n/(n+K))
+            share = 1.0 / (len(cats) + CATEGORY_PRIOR_LIKES)
             for cs in cats:
                 uniq = list(dict.fromkeys(cs))
                 for c in uniq:
@@ -130,6 +133,9 @@ class CandidateCategories:
                 if uniq and uniq[0] in self.col:
                     primary[j, self.col[uniq[0]]] += share
         return every, primary
+
+
+CATEGORY_PRIOR_LIKES = 3  # K: the likes' category distribution counts n/(n+K), so 1 like 25%, 20 likes 87%
 
 
 def category_features(profiles: Sequence[Profile], cands: CandidateCategories | None, n: int
