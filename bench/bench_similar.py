@@ -344,7 +344,7 @@ def product_query(n: int, directory: Path) -> dict[str, Any]:
         found.append([int(pid[1:]) for pid, _ in hits])
     # the excluded id is never a true neighbour here (held-out queries), so recall is against plain exact search
     mem = memory()
-    out = {"vectors": n, **_percentiles(lat), "recall_at_10": round(recall(found, truth), 4),
+    out: dict[str, Any] = {"vectors": n, **_percentiles(lat), "recall_at_10": round(recall(found, truth), 4),
            "rss_mb": mem["VmRSS"], "rss_anon_mb": mem["RssAnon"], "rss_file_mb": mem["RssFile"],
            "load_s": round(load_s, 2), "queries": len(q), "ef_search": ann.EXPANSION_SEARCH, "ef_sweep": []}
     default_ef = ann.EXPANSION_SEARCH

@@ -181,7 +181,8 @@ class Warmup(threading.Thread):
                 engine = self.commands.engine
                 if not self.had_vectors:  # the demo papers' shipped vectors spare a first embedding
                     engine.seed_vectors(self.commands.settings.demo_vectors)
-                self.embedded = engine.embed_missing(progress=self.progress)
+                limit = self.commands.settings.warmup_embed_limit
+                self.embedded = engine.embed_missing(progress=self.progress, limit=limit)
                 log.info("warm-up: embedded %d papers", self.embedded)
             except Exception:  # the commands that need the engine will say it is unavailable
                 log.warning("warm-up failed; the recommender engine is not available", exc_info=True)

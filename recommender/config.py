@@ -51,6 +51,7 @@ class Settings:
     digest_timezone: str = "UTC"
     digest_size: int = 5
     min_score: float = 0.30
+    warmup_embed_limit: int = 20_000  # at most this many missing vectors are embedded by the bot when it starts
     ann_min_vectors: int = 50_000  # from this many vectors /similar searches an approximate graph (exact below)
 
     @property

@@ -55,8 +55,8 @@ class RecommenderEngine(Protocol):
         """The digests of many users for ``day`` in one batched ranking pass (the rules of :meth:`digest`)."""
         ...
 
-    def embed_missing(self, progress: bool = True) -> int:
-        """Embed every stored paper that lacks a vector; returns how many were embedded."""
+    def embed_missing(self, progress: bool = True, limit: int | None = None) -> int:
+        """Embed every stored paper that lacks a vector (at most ``limit``, newest first); returns how many."""
         ...
 
     def refresh(self, ids: Sequence[str]) -> int:

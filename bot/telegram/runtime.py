@@ -300,7 +300,8 @@ class Runtime:
 
     def warm_up(self) -> int:
         """Load the models and embed what lacks vectors (blocking; run it through :meth:`in_background`)."""
-        n = int(self.commands.engine.embed_missing(progress=False))
+        engine = self.commands.engine
+        n = int(engine.embed_missing(progress=False, limit=self.commands.settings.warmup_embed_limit))
         try:
             self.commands.classifier.predict("warm-up", "")  # its thread pool starts here, at low priority
         except Exception:

@@ -330,7 +330,7 @@ def load_embedder(settings: Settings, backend: str | None = None) -> Embedder:
 
     ``auto``: torch on a CUDA GPU, else ONNX fp32, falling back to torch if the export fails. Both write the
     same vectors (cosine >= 0.9999, key ``model|dim``), so a store embedded in bulk on a GPU serves a bot on a
-    CPU and the other way round: one vector space per model. ``onnx-int8`` (about 1.8x faster on this AVX2 CPU
+    CPU and the other way round: one vector space per model. ``onnx-int8`` (1.2-1.8x faster on this AVX2 CPU
     without VNNI, but cosine ~0.995 to torch and dependent on the batch it runs in) is kept apart under its own
     key and only used when asked for. ``onnx`` and ``torch`` force one backend.
     """

@@ -44,7 +44,6 @@ from recommender.engine.pipeline import lookup_papers
 from recommender.ids import looks_like_id, parse_arxiv_id
 from recommender.models import Paper
 from recommender.ranking.digest import Ranked, digest_candidates, rank, rank_many
-from recommender.ranking.must_include import MAX_DAILY, MAX_WEEKLY, MustInclude, merge, must_include_many
 from recommender.ranking.features import Background
 from recommender.ranking.learned import (
     LearnedContext,
@@ -53,6 +52,7 @@ from recommender.ranking.learned import (
     background_sample,
     shipped_model,
 )
+from recommender.ranking.must_include import MAX_DAILY, MAX_WEEKLY, MustInclude, merge, must_include_many
 from recommender.ranking.profile import Profile, ScoringParams
 from recommender.sources.arxiv import ArxivClient
 from recommender.store import Store, User
@@ -220,12 +220,18 @@ class Engine:
         return stacked[[pos[i] for i in ids]]
 
     # -- embedding (writer steps) -----------------------------------------------------------------------
-    def embed_missing(self, progress: bool = True) -> int:
-        """Embed every stored paper without a vector for the current model, then bring the tf-idf index up
-        to date; returns how many were embedded. A writer step."""
+    def embed_missing(self, progress: bool = True, limit: int | None = None) -> int:
+        """Embed every stored paper without a vector for the current model (at most ``limit``, the newest ids
+        first: the bot's warm-up must not spend days on a harvested store, which is a bulk job), then bring the
+        tf-idf index up to date; returns how many were embedded. A writer step."""
         with self._writer:
             index = self.index
             missing = index.missing(self.store.paper_ids())
+            if limit is not None and len(missing) > limit:
+                log.warning("%d papers lack vectors of %s: embedding the newest %d; embed the rest in bulk "
+                            "(arxiv-digest embed [--engine ray])", len(missing), index.key, limit)
+                # new-style ids (YYMM.NNNNN) sort by date; old-style ones (archive/YYMMNNN) are older still
+                missing = sorted(missing, key=lambda i: ("/" not in i, i), reverse=True)[:max(limit, 0)]
             if missing:
                 log.info("embedding %d papers with %s", len(missing), index.key)
                 self._embed_ids(missing, progress)
