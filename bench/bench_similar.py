@@ -346,9 +346,10 @@ def product_query(n: int, directory: Path) -> dict[str, Any]:
     mem = memory()
     out: dict[str, Any] = {"vectors": n, **_percentiles(lat), "recall_at_10": round(recall(found, truth), 4),
            "rss_mb": mem["VmRSS"], "rss_anon_mb": mem["RssAnon"], "rss_file_mb": mem["RssFile"],
-           "load_s": round(load_s, 2), "queries": len(q), "ef_search": ann.EXPANSION_SEARCH, "ef_sweep": []}
-    default_ef = ann.EXPANSION_SEARCH
-    for ef in (128, 256, 512):  # the trade-off behind the default (after the RSS figure above)
+           "load_s": round(load_s, 2), "queries": len(q), "ef_search": ann.expansion_for(n), "ef_sweep": []}
+    default_ef, per_rows = ann.EXPANSION_SEARCH, ann.EXPANSION_PER_ROWS
+    ann.EXPANSION_PER_ROWS = 1 << 62  # each sweep step searches exactly its ef
+    for ef in (128, 256, 512, 1024, 2048):  # the trade-off behind the default (after the RSS figure above)
         ann.EXPANSION_SEARCH = ef
         idx = VectorIndex(directory, KEY, DIM)
         lat, found = [], []
@@ -358,7 +359,7 @@ def product_query(n: int, directory: Path) -> dict[str, Any]:
             lat.append((time.perf_counter() - t) * 1000)
             found.append([int(pid[1:]) for pid, _ in hits])
         out["ef_sweep"].append({"ef": ef, **_percentiles(lat), "recall_at_10": round(recall(found, truth), 4)})
-    ann.EXPANSION_SEARCH = default_ef
+    ann.EXPANSION_SEARCH, ann.EXPANSION_PER_ROWS = default_ef, per_rows
     return out
 
 
