@@ -441,41 +441,18 @@ class ArxivClient:
 
     def harvest(self, category: str, start: date, end: date, page_size: int | None = None) -> Iterator[Paper]:
         """Every paper submitted to ``category`` between ``start`` and ``end`` (inclusive), page by page."""
-        size = page_size or self.settings.api_page_size
-        query = (f"cat:{category} AND submittedDate:[{start:%Y%m%d}0000 TO {end:%Y%m%d}2359]")
-        offset, total, empty_runs = 0, None, 0
-        while total is None or offset < total:
-            params: dict[str, str | int] = {"search_query": query, "start": offset, "max_results": size,
-                      "sortBy": "submittedDate", "sortOrder": "ascending"}
-            papers, page_total = parse_api(self._get(self.settings.api_url, params),
-                                           source=f"{self.settings.api_url} {category} @{offset}")
-            if page_total is not None:
-                total = page_total
-            if not papers:
-                if total is not None and offset >= total:
-                    break
-                empty_runs += 1
-                if empty_runs > self.settings.api_empty_page_retries:
-                    log.warning("harvest %s: %d empty pages in a row at offset %d of %s; stopping",
-                                category, empty_runs, offset, total)
-                    raise ArxivError(
-                        f"arXiv kept answering empty pages for {category} at offset {offset} of {total} "
-                        f"({empty_runs} tries); try again later")
-                self._wait(self.settings.api_delay * (2 ** empty_runs))
-                continue
-            empty_runs = 0
+        query = f"cat:{category} AND submittedDate:[{start:%Y%m%d}0000 TO {end:%Y%m%d}2359]"
+        for _offset, papers, _total in self.api_pages(query, page_size=page_size, label=category):
             yield from papers
-            offset += len(papers)
-            if total is None:
-                break
 
     # -- bulk harvest (recommender.sources.harvest) ----------------------------------------------------------
     def api_pages(self, search_query: str, start: int = 0, page_size: int | None = None,
-                  max_depth: int | None = None) -> Iterator[tuple[int, list[Paper], int | None]]:
+                  max_depth: int | None = None, label: str = "") -> Iterator[tuple[int, list[Paper], int | None]]:
         """The pages of one API query sorted by submission date, from offset ``start``: ``(offset, papers,
         total)`` per page, where ``offset`` is the page's start. Stops at the end, or before a page would go
         past ``max_depth`` results (the API does not page arbitrarily deep; the caller splits such queries).
-        An empty page before the end is asked again, with the same bounded patience as :meth:`harvest`."""
+        An empty page before the end is asked again, with bounded patience (``api_empty_page_retries``).
+        ``label`` (e.g. the category) names the query in errors."""
         size = page_size or self.settings.api_page_size
         offset, total, empty_runs = start, None, 0
         while total is None or offset < total:
@@ -485,7 +462,8 @@ class ArxivClient:
             params: dict[str, str | int] = {"search_query": search_query, "start": offset, "max_results": want,
                                             "sortBy": "submittedDate", "sortOrder": "ascending"}
             papers, page_total = parse_api(self._get(self.settings.api_url, params),
-                                           source=f"{self.settings.api_url} @{offset}")
+                                           source=f"{self.settings.api_url} {label} @{offset}" if label
+                                           else f"{self.settings.api_url} @{offset}")
             if page_total is not None:
                 total = page_total
             if not papers:
@@ -494,7 +472,8 @@ class ArxivClient:
                     return
                 empty_runs += 1
                 if empty_runs > self.settings.api_empty_page_retries:
-                    raise ArxivError(f"arXiv kept answering empty pages at offset {offset} of {total} "
+                    raise ArxivError(f"arXiv kept answering empty pages{' for ' + label if label else ''} "
+                                     f"at offset {offset} of {total} "
                                      f"({empty_runs} tries); try again later")
                 log.warning("empty API page at offset %d of %s; asking again (%d/%d)", offset, total,
                             empty_runs, self.settings.api_empty_page_retries)
