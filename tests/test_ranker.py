@@ -17,6 +17,8 @@ from recommender.ranking.learned import LearnedContext, RankerModel, feature_mat
 from recommender.ranking.profile import Profile, ScoringParams, score
 from recommender.store import Store
 from tests.support.bot_fixtures import LATEST, hash_engine
+from tests.support.random_vectors import lex as _lex
+from tests.support.random_vectors import unit as _unit
 
 
 def test_borderline_picks_the_scores_nearest_the_threshold() -> None:
@@ -31,20 +33,7 @@ def test_borderline_picks_the_scores_nearest_the_threshold() -> None:
 
 # -- the learned ranker's kernel ------------------------------------------------------------------------
 
-DIM, VOCAB = 24, 300
 CATS = ["cs.LG", "cs.CL", "astro-ph.GA", "math.PR", "q-bio.NC"]
-
-
-def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
-    x = rng.standard_normal((n, DIM)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def _lex(rng: np.random.Generator, n: int, nnz: int = 12) -> sp.csr_matrix:
-    m = sp.random(n, VOCAB, density=nnz / VOCAB, format="csr", dtype=np.float32, random_state=rng)
-    m.data = np.abs(m.data) + 0.01
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
-    return sp.diags(1 / np.maximum(norms, 1e-12)).dot(m).tocsr().astype(np.float32)
 
 
 def _cats(rng: np.random.Generator, n: int) -> list[list[str]]:

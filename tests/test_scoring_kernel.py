@@ -11,20 +11,8 @@ from recommender.ranking.digest import rank, rank_many
 from recommender.ranking.profile import Profile, ScoringParams, score, score_many
 from recommender.store import Store
 from tests.support.bot_fixtures import LATEST, hash_engine
-
-DIM, VOCAB = 24, 300
-
-
-def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
-    x = rng.standard_normal((n, DIM)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def _lex(rng: np.random.Generator, n: int, nnz: int = 12) -> sp.csr_matrix:
-    m = sp.random(n, VOCAB, density=nnz / VOCAB, format="csr", dtype=np.float32, random_state=rng)
-    m.data = np.abs(m.data) + 0.01
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
-    return sp.diags(1 / np.maximum(norms, 1e-12)).dot(m).tocsr().astype(np.float32)
+from tests.support.random_vectors import lex as _lex
+from tests.support.random_vectors import unit as _unit
 
 
 def _world(seed: int = 7) -> tuple[list[Profile], list[str], np.ndarray, sp.csr_matrix]:
