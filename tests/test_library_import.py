@@ -15,7 +15,7 @@ import pytest
 from bot.commands import Caller, Commands
 from bot.console import Console
 from bot.telegram import Runtime, running
-from recommender.config import Settings, load_settings
+from recommender.config import Settings
 from recommender.sources.library import (
     MAX_BYTES,
     MAX_ENTRIES,
@@ -27,8 +27,15 @@ from recommender.sources.library import (
 from recommender.store import Store
 from recommender.store.library import normalise_title
 from recommender.store.schema import MIGRATIONS, V_LIBRARY_GROUPS, migrate
-from tests.support.bot_fixtures import LATEST, KeywordClassifier, copy_home, hash_engine, run
-from tests.support.fake_telegram import TOKEN, FakeTelegram
+from tests.support.bot_fixtures import (
+    LATEST,
+    KeywordClassifier,
+    bot_settings,
+    demo_runtime,
+    hash_engine,
+    run,
+)
+from tests.support.fake_telegram import FakeTelegram
 from tests.support.local_server import LocalServer
 
 LIB = Path(__file__).resolve().parent / "fixtures" / "library"
@@ -181,15 +188,7 @@ def test_in_telegram_a_path_is_never_read(settings: Settings, demo_store: Store)
 @pytest.fixture
 def lrt(tmp_path: Path, fake: FakeTelegram, demo_home: Path, server: LocalServer) -> Iterator[Runtime]:
     """A bot runtime over the demo papers whose arXiv look-ups go to the local server."""
-    settings = load_settings(env={"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": fake.base_url},
-                             home=tmp_path / "var", api_delay=0.0, api_retries=1, api_url=f"{server.url}/api/query")
-    copy_home(demo_home, settings)
-    store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
-    r = Runtime(settings, store, Commands(settings, store, engine_factory=lambda: hash_engine(settings, store),
-                                          classifier_factory=KeywordClassifier))
-    yield r
-    r.close()
-    store.close()
+    yield from demo_runtime(bot_settings(tmp_path, fake.base_url, api_url=f"{server.url}/api/query"), demo_home)
 
 
 def test_a_library_sent_as_a_document_is_liked_and_unknown_ids_fetched(lrt: Runtime, fake: FakeTelegram,

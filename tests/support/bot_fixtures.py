@@ -98,9 +98,9 @@ def _satisfies_the_interfaces(settings: Settings, store: Store) -> tuple[Recomme
     return hash_engine(settings, store), KeywordClassifier()
 
 
-def bot_settings(tmp: Path, api_url: str, **kw: Any) -> Settings:
+def bot_settings(tmp: Path, telegram_url: str, **kw: Any) -> Settings:
     from tests.support.fake_telegram import TOKEN
-    return load_settings(env={"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": api_url}, home=tmp / "var",
+    return load_settings(env={"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram_url}, home=tmp / "var",
                          api_delay=0.0, api_retries=1, **kw)
 
 
@@ -156,9 +156,14 @@ def fake() -> Iterator[FakeTelegram]:
 def rt(tmp_path: Path, fake: FakeTelegram, demo_home: Path) -> Iterator[Runtime]:
     """A bot runtime over a copy of the demo papers, with the real engine (HashEmbedder) and the keyword
     classifier."""
+    yield from demo_runtime(bot_settings(tmp_path, fake.base_url), demo_home)
+
+
+def demo_runtime(settings: Settings, demo_home: Path) -> Iterator[Runtime]:
+    """The body of a runtime fixture: a copy of the demo state under ``settings``, the real engine (HashEmbedder)
+    and the keyword classifier; closed after the test."""
     from bot.commands import Commands
     from bot.telegram import Runtime
-    settings = bot_settings(tmp_path, fake.base_url)
     copy_home(demo_home, settings)
     store = Store(settings.db_path, taxonomy=settings.taxonomy_path)
     r = Runtime(settings, store, Commands(settings, store, engine_factory=lambda: hash_engine(settings, store),
