@@ -439,7 +439,7 @@ class Engine:
             return cached[1]
         rows = background_sample(len(snap))
         ids = [snap.ids[r] for r in rows.tolist()]
-        vecs = snap.matrix[rows] if len(rows) else np.zeros((0, snap.dim), np.float32)
+        vecs = snap.vectors_at(rows)  # only the sample's rows: snap.matrix would stack a big store's segments
         lex_rows = lex.get([i for i in ids if i in lex]) if lex.ready else None
         bg = background_from(np.asarray(vecs, np.float32), snap.dim, lex_rows)
         self._bg = (key, bg)
